@@ -1,0 +1,49 @@
+"""Hook implementations for the built-in datasets. No torch import here."""
+
+import zoo
+from zoo.specs import DatasetSpec, Option
+
+
+@zoo.hookimpl
+def zoo_register_datasets() -> list[DatasetSpec]:
+    module = "zoo_plugins.datasets"
+    return [
+        DatasetSpec(
+            "oxford-pet",
+            "Oxford-IIIT Pet, pet vs background from the trimaps (official layout; train/valid = trainval i%10)",
+            f"{module}.oxford:OxfordPet",
+            options=(
+                Option("border", "foreground", "trimap border (3): part of the pet, or ignored by losses "
+                       "and metrics", choices=("foreground", "ignore")),
+                Option("download", False, "fetch the official archives into --data-dir first (checksummed)"),
+            ),
+            needs_data_dir=True,
+            tags=("real", "download"),
+        ),
+        DatasetSpec(
+            "folder",
+            "your own images/ and masks/ (same stems), with train/ valid/ test/ subfolders or a seeded split",
+            f"{module}.folder:FolderDataset",
+            options=(
+                Option("mask_threshold", None, "binarize masks as value > threshold (default: require "
+                       "0/1 or 0/255)", type=int),
+                Option("valid_fraction", 0.1, "share of samples for valid when there are no split folders"),
+                Option("test_fraction", 0.1, "share of samples for test when there are no split folders"),
+                Option("split_seed", 0, "seed of that split"),
+            ),
+            needs_data_dir=True,
+            tags=("files",),
+        ),
+        DatasetSpec(
+            "synthetic",
+            "procedural textured scenes with shapes and exact masks; deterministic, no files",
+            f"{module}.synthetic:Synthetic",
+            options=(
+                Option("count", 256, "train images (valid and test get count/4 each)"),
+                Option("size", 128, "side of the generated images (resized to --image-size)"),
+                Option("difficulty", "medium", "contrast, noise and distractors", choices=("easy", "medium", "hard")),
+                Option("seed", 0, "generator seed"),
+            ),
+            tags=("offline",),
+        ),
+    ]

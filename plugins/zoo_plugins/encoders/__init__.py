@@ -1,0 +1,39 @@
+"""Hook implementations for the report's two encoders. Stage layouts are computed here in plain
+Python, so listing and planning never build (or import) a network."""
+
+import zoo
+from zoo.specs import EncoderSpec, FeatureInfo, Option
+
+IN_CHANNELS = Option("in_channels", 3, "image channels (1 for grayscale)")
+WEIGHTS = Option("weights", "", "local .safetensors file with encoder weights (nothing downloads)")
+
+
+def unet_feature_info(in_channels: int = 3, base_channels: int = 64, depth: int = 5, weights: str = "") -> FeatureInfo:
+    return FeatureInfo(tuple(base_channels * 2**i for i in range(depth)), tuple(2**i for i in range(depth)))
+
+
+def resnet34_feature_info(in_channels: int = 3, base_channels: int = 64, weights: str = "") -> FeatureInfo:
+    return FeatureInfo(tuple(base_channels * 2**i for i in range(4)), (4, 8, 16, 32))
+
+
+@zoo.hookimpl
+def zoo_register_encoders() -> list[EncoderSpec]:
+    return [
+        EncoderSpec(
+            name="unet",
+            summary="UNet encoder of the report: DoubleConv stages with max-pool, widths 64..1024",
+            factory="zoo_plugins.encoders.unet:UNetEncoder",
+            feature_info=unet_feature_info,
+            options=(IN_CHANNELS, Option("base_channels", 64, "width of the first stage (doubles per stage)"),
+                     Option("depth", 5, "number of stages, the last being the bottleneck"), WEIGHTS),
+            tags=("report",),
+        ),
+        EncoderSpec(
+            name="resnet34",
+            summary="ResNet34 of the report: 7x7 stem, max-pool, 3-4-6-3 basic blocks (torchvision/timm key names)",
+            factory="zoo_plugins.encoders.resnet:ResNet34Encoder",
+            feature_info=resnet34_feature_info,
+            options=(IN_CHANNELS, Option("base_channels", 64, "width of the first stage (doubles per stage)"), WEIGHTS),
+            tags=("report", "residual"),
+        ),
+    ]

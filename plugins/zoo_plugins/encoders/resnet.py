@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from zoo.encoders import Encoder, load_encoder_weights
+from zoo.layers import init_weights
+from zoo_plugins.encoders import resnet34_feature_info
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with a residual. One BatchNorm per conv (the report shared one between both:
+    its running statistics then average two different layers' activations, so eval-mode outputs
+    drift from training-mode ones)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.bn2(self.conv2(x))
+        return self.relu(x + shortcut)
+
+
+class ResNet34Encoder(Encoder):
+    """Features after layer1..layer4 (strides 4, 8, 16, 32), as the report's decoder consumes them.
+    Module names follow torchvision/timm, so their resnet34 .safetensors weights load as they are."""
+
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, weights: str = "") -> None:
+        super().__init__()
+        self.feature_info = resnet34_feature_info(in_channels, base_channels)
+        widths = self.feature_info.channels
+        self.conv1 = nn.Conv2d(in_channels, base_channels, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = base_channels
+        for index, (cout, blocks) in enumerate(zip(widths, (3, 4, 6, 3)), start=1):
+            stride = 1 if index == 1 else 2
+            layer = [BasicBlock(cin, cout, stride)] + [BasicBlock(cout, cout, 1) for _ in range(blocks - 1)]
+            self.add_module(f"layer{index}", nn.Sequential(*layer))
+            cin = cout
+        init_weights(self)
+        if weights:
+            load_encoder_weights(self, weights)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        features = []
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            features.append(x)
+        return features

@@ -1,0 +1,24 @@
+"""Every timm backbone with ``features_only`` as a zoo encoder, resolved on demand: listing the zoo
+does not import timm; `zoo list-encoders --all` and using a member do."""
+
+import zoo
+from zoo.specs import EncoderFamilySpec, Option
+
+
+@zoo.hookimpl
+def zoo_register_encoders() -> list[EncoderFamilySpec]:
+    return [
+        EncoderFamilySpec(
+            name="timm",
+            summary="timm backbone (features_only)",
+            factory="zoo_plugins.timm.encoder:TimmEncoder",
+            names="zoo_plugins.timm.encoder:model_names",
+            feature_info="zoo_plugins.timm.encoder:feature_info",
+            options=(
+                Option("in_channels", 3, "image channels (timm adapts the stem)"),
+                Option("weights", "", "local .safetensors checkpoint of the timm model (nothing downloads)"),
+                Option("out_indices", (), "stages to use, e.g. 1,2,3,4 (default: all)"),
+            ),
+            tags=("timm",),
+        )
+    ]

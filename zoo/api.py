@@ -1,0 +1,168 @@
+"""The Python API that builds things: models, losses, datasets, weights files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.errors import WeightsError
+from zoo.layers import count_parameters
+from zoo.options import route_options
+from zoo.registry import Registry
+
+__all__ = ["create_model", "create_loss", "create_dataset", "save_model", "load_model", "count_parameters", "unwrap"]
+
+
+def _registry(registry: Registry | None) -> Registry:
+    import zoo
+
+    return registry or zoo.default_registry()
+
+
+def create_model(
+    name: str | None = None, encoder: str | None = None, *, registry: Registry | None = None, **options: Any
+) -> nn.Module:
+    """Build architecture ``name`` on ``encoder`` (its default when None). ``options`` go to whichever
+    of the two declares them (``model.x`` / ``encoder.x`` to pick one). Returns logits ``(N, C, H, W)``."""
+    registry = _registry(registry)
+    arch = registry.get("architecture", name or registry.default("architecture"))
+    enc = registry.get("encoder", encoder or arch.spec.default_encoder)
+    routed = route_options(options, {"model": arch.spec, "encoder": enc.spec})
+    enc_options = enc.spec.resolve_options(routed["encoder"])
+    encoder_module = enc.spec.build(enc.member, **enc_options) if enc.member else enc.spec.build(**enc_options)
+    model_options = arch.spec.resolve_options(routed["model"])
+    model = arch.spec.build(encoder_module, **model_options)
+    model.zoo_config = {
+        "architecture": arch.name, "architecture_plugin": arch.plugin,
+        "encoder": enc.name, "encoder_plugin": enc.plugin,
+        "options": {**model_options, **{f"encoder.{k}": v for k, v in enc_options.items() if k != "weights"}},
+    }
+    return model
+
+
+def model_from_config(config: dict[str, Any], registry: Registry | None = None) -> nn.Module:
+    """Rebuild an untrained model from the ``zoo_config`` saved with its weights."""
+    registry = _registry(registry)
+    try:
+        arch, enc, options = config["architecture"], config["encoder"], dict(config["options"])
+    except (KeyError, TypeError):
+        raise WeightsError("model config lacks architecture/encoder/options") from None
+    qualify = lambda name, plugin: f"{plugin}:{name}" if plugin else name  # noqa: E731
+    return create_model(qualify(arch, config.get("architecture_plugin")),
+                        qualify(enc, config.get("encoder_plugin")), registry=registry, **options)
+
+
+def create_loss(spec: str | None = None, *, registry: Registry | None = None) -> nn.Module:
+    """A loss from a spec such as ``"mse"``, ``"0.3*bce+0.7*dice"`` or ``"focal(gamma=3)+dice"``."""
+    from zoo.losses import build_loss
+
+    registry = _registry(registry)
+    return build_loss(spec or registry.default("loss"), registry)
+
+
+def create_dataset(
+    name: str | None = None,
+    split: str = "train",
+    data_dir: str | Path | None = None,
+    *,
+    image_size: int = 256,
+    keep_aspect: bool = False,
+    cache_dir: str | Path | None = None,
+    registry: Registry | None = None,
+    **options: Any,
+):
+    """Split ``split`` of dataset ``name``, decoded and resized once into the cache; items are
+    ``{"image": uint8[3, H, W], "mask": uint8[1, H, W]}`` (plus ``"valid"`` where pixels are ignored)."""
+    from zoo.data.dataset import open_dataset
+
+    registry = _registry(registry)
+    entry = registry.get("dataset", name or registry.default("dataset"))
+    return open_dataset(entry, split, data_dir, image_size=image_size, keep_aspect=keep_aspect,
+                        cache_dir=cache_dir, options=options)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DDP and torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def save_model(model: nn.Module, path: str | Path, **metadata: Any) -> Path:
+    """Write ``model``'s weights to a ``.safetensors`` file whose header carries the config that
+    rebuilds it (plus ``metadata``), so the file alone is enough for :func:`load_model`."""
+    from safetensors.torch import save_file
+
+    model = unwrap(model)
+    config = getattr(model, "zoo_config", None)
+    if not config:
+        raise WeightsError("this model was not built by zoo.create_model, so it has no config to save")
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path / "model.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    header = {"zoo": json.dumps(config), **{k: json.dumps(v, default=str) for k, v in metadata.items()}}
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata=header)
+    tmp.replace(path)  # a crash mid-write never leaves a truncated weights file behind
+    return path
+
+
+def weights_path(path: str | Path, which: str = "model") -> Path:
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{which}.safetensors"
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    return path
+
+
+def read_model_config(path: Path) -> dict[str, Any]:
+    """The model config of a weights file: from its header, else from ``config.json`` beside it."""
+    from safetensors import SafetensorsError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorsError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable safetensors file ({' '.join(str(exc).split())})") from None
+    if "zoo" in meta:
+        return json.loads(meta["zoo"])
+    sidecar = path.parent / "config.json"
+    if sidecar.is_file():
+        config = json.loads(sidecar.read_text())
+        return config.get("model", config)
+    raise WeightsError(f"{path}: no zoo config in its header and no config.json beside it")
+
+
+def load_model(path: str | Path, *, which: str = "model", registry: Registry | None = None,
+               map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a run directory (``which``: ``model`` = best, ``last``) or a
+    ``.safetensors`` file, and load its weights. Never unpickles anything."""
+    from safetensors import SafetensorsError
+    from safetensors.torch import load_file
+
+    path = weights_path(path, which)
+    model = model_from_config(read_model_config(path), registry)
+    try:
+        state = load_file(str(path), device=str(map_location))
+    except (SafetensorsError, OSError) as exc:
+        raise WeightsError(f"{path}: cannot read weights ({' '.join(str(exc).split())})") from None
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensors of the right names but other shapes
+        raise WeightsError(f"{path}: weights do not fit the model in its config ({str(exc).splitlines()[-1].strip()})") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise WeightsError(
+            f"{path}: weights do not fit {model.zoo_config['architecture']} on {model.zoo_config['encoder']} "
+            f"({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected tensors, "
+            f"e.g. {(result.missing_keys or result.unexpected_keys)[0]!r})"
+        )
+    return model.eval()

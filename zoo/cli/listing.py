@@ -1,0 +1,190 @@
+"""`zoo list-*`, `zoo info`, `zoo plugins`: read specs only, so they never import torch."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from zoo.cli._common import JsonFlag, Overrides, Pattern, parse_overrides, print_json, stdout_console
+from zoo.registry import Entry, Registry
+from zoo.specs import ArchitectureSpec, EncoderFamilySpec, EncoderSpec, Spec
+
+PLURAL = {"architecture": "architectures", "encoder": "encoders", "loss": "losses", "dataset": "datasets"}
+
+
+def _registry() -> Registry:
+    import zoo
+
+    return zoo.default_registry()
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    return {"name": entry.name, "kind": entry.kind, "plugin": entry.plugin, "qualified": entry.qualified,
+            "summary": entry.summary, "tags": list(entry.spec.tags),
+            "options": {o.name: o.default for o in entry.spec.options}}
+
+
+def _show(kind: str, pattern: str | None, as_json: bool, expand: bool = False) -> None:
+    registry = _registry()
+    entries = registry.entries(kind, pattern, expand_families=expand)
+    if as_json:
+        print_json([_entry_json(e) for e in entries])
+        return
+    from rich.table import Table
+
+    table = Table(title=PLURAL[kind] + (f" matching {pattern!r}" if pattern else ""), title_justify="left")
+    for column in ("name", "plugin", "summary", "tags"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(e.name, e.plugin, e.summary, ", ".join(e.spec.tags))
+    console = stdout_console()
+    console.print(table)
+    if not expand:
+        for fam in registry.families(kind):
+            console.print(f"+ {fam.plugin}: {fam.spec.summary}; list them with --all "
+                          f"(e.g. `zoo list-{kind}s 'convnext*' --all`)")
+
+
+def list_models(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
+    """List architectures."""
+    _show("architecture", pattern, as_json)
+
+
+def list_encoders(
+    pattern: Pattern = None,
+    as_json: JsonFlag = False,
+    all_: Annotated[bool, typer.Option("--all", help="Also list every member of encoder families "
+                                       "(every timm backbone; imports timm).")] = False,
+) -> None:
+    """List encoders (backbones)."""
+    _show("encoder", pattern, as_json, expand=all_)
+
+
+def list_losses(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
+    """List losses. Combine them in --loss as e.g. '0.3*bce+0.7*dice' or 'focal(gamma=3)+dice'."""
+    _show("loss", pattern, as_json)
+
+
+def list_datasets(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
+    """List datasets."""
+    _show("dataset", pattern, as_json)
+
+
+def plugins(as_json: JsonFlag = False) -> None:
+    """List every plugin: name, version, distribution, hooks and status (with its error)."""
+    infos = _registry().plugins
+    rows = [{"name": p.name, "module": p.module, "distribution": p.distribution, "version": p.version,
+             "builtin": p.builtin, "hooks": list(p.hooks), "status": p.status, "error": p.error} for p in infos]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="plugins", title_justify="left")
+    for column in ("name", "distribution", "version", "hooks", "status"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        status = r["status"] if not r["error"] else f"error: {r['error']}"
+        table.add_row(r["name"], r["distribution"] or "-", r["version"] or "-",
+                      ", ".join(h.removeprefix("zoo_register_") for h in r["hooks"]), status)
+    stdout_console().print(table)
+
+
+def _format_count(n: int) -> str:
+    return f"{n / 1e6:.2f}M ({n:,})"
+
+
+def _info_json(entry: Entry, registry: Registry, params: int | None) -> dict[str, Any]:
+    data = _entry_json(entry)
+    spec = entry.spec
+    data["options"] = [{"name": o.name, "default": o.default, "help": o.help,
+                        "choices": list(o.choices) if o.choices else None} for o in spec.options]
+    info = registry.plugin_info(entry.plugin)
+    data["distribution"] = info.distribution if info else ""
+    data["version"] = info.version if info else ""
+    if isinstance(spec, ArchitectureSpec):
+        data["default_encoder"] = spec.default_encoder
+        enc = registry.get("encoder", spec.default_encoder).spec
+        data["encoder_options"] = [{"name": o.name, "default": o.default, "help": o.help} for o in enc.options]
+        data["params_at_defaults"] = spec.params_at_defaults
+    if isinstance(spec, EncoderSpec):
+        fi = spec.describe()
+        data["feature_info"] = {"channels": list(fi.channels), "reductions": list(fi.reductions)}
+    if isinstance(spec, EncoderFamilySpec) and entry.member:
+        from zoo.specs import resolve
+
+        fi = resolve(spec.feature_info)(entry.member)
+        data["feature_info"] = {"channels": list(fi.channels), "reductions": list(fi.reductions)}
+    if params is not None:
+        data["params"] = params
+    return data
+
+
+def _print_options(console: Any, title: str, spec: Spec | list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("option", "default", "help"):
+        table.add_column(column, overflow="fold")
+    for o in spec:
+        table.add_row(o["name"], repr(o["default"]), o["help"] or "")
+    console.print(table)
+
+
+def info(
+    name: Annotated[str, typer.Argument(help="A registered name (or plugin:name).")],
+    as_json: JsonFlag = False,
+    params: Annotated[bool, typer.Option("--params", help="Build the architecture with the given options "
+                                         "and count its parameters (imports torch).")] = False,
+    options: Overrides = None,
+) -> None:
+    """Show what a name is: kind, plugin, summary, options with defaults (and the parameter count)."""
+    from zoo.errors import UnknownNameError
+
+    registry = _registry()
+    entries = registry.find(name)
+    if not entries:
+        raise UnknownNameError("name", name, registry.all_names())
+    results = []
+    for entry in entries:
+        count = None
+        if params and entry.kind == "architecture":
+            from zoo.api import count_parameters, create_model
+
+            count = count_parameters(create_model(entry.qualified, registry=registry, **parse_overrides(options)))
+        results.append(_info_json(entry, registry, count))
+    if as_json:
+        print_json(results if len(results) > 1 else results[0])
+        return
+    console = stdout_console()
+    for data in results:
+        console.print(f"[bold]{data['name']}[/bold]  {data['kind']} from plugin {data['plugin']} "
+                      f"({data['distribution'] or '?'} {data['version']})")
+        console.print(f"  {data['summary']}")
+        if data["tags"]:
+            console.print(f"  tags: {', '.join(data['tags'])}")
+        if "default_encoder" in data:
+            console.print(f"  default encoder: {data['default_encoder']}")
+            if data["params_at_defaults"]:
+                console.print(f"  parameters at defaults: {_format_count(data['params_at_defaults'])}")
+        if "params" in data:
+            console.print(f"  parameters with the given options: {_format_count(data['params'])}")
+        if "feature_info" in data:
+            fi = data["feature_info"]
+            console.print(f"  stages (channels@reduction): "
+                          + ", ".join(f"{c}@{r}" for c, r in zip(fi["channels"], fi["reductions"])))
+        if data["options"]:
+            _print_options(console, "options", data["options"])
+        if data.get("encoder_options"):
+            _print_options(console, f"options of the default encoder {data['default_encoder']!r}",
+                           data["encoder_options"])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list-models")(list_models)
+    app.command("list-encoders")(list_encoders)
+    app.command("list-losses")(list_losses)
+    app.command("list-datasets")(list_datasets)
+    app.command("plugins")(plugins)
+    app.command("info")(info)

@@ -1,0 +1,115 @@
+"""What a dataset plugin implements, and robust decoding helpers. numpy + PIL only."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from zoo.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
+class DataWarning(UserWarning):
+    """A sample was skipped; the message names its file."""
+
+
+class SkipSample(Exception):
+    """Raised by :meth:`SampleSource.load` for a sample that cannot be read (missing, undecodable)."""
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # uint8 (H, W, 3)
+    mask: np.ndarray  # uint8 (H, W) in {0, 1}
+    valid: np.ndarray | None = None  # uint8 (H, W), 1 where the pixel counts
+
+
+class SampleSource:
+    """One split of a dataset. ``names`` identify samples; ``load(i)`` returns the i-th at its own
+    size; ``fingerprint()`` changes whenever the underlying data do (it keys the cache)."""
+
+    names: list[str]
+    has_valid: bool = False
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, index: int) -> Sample:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        return ""
+
+
+def files_fingerprint(paths: Iterable[Path], extra: str = "") -> str:
+    """Names, sizes and modification times of ``paths``: cheap, and changes when a file does."""
+    digest = hashlib.sha256(extra.encode())
+    for path in sorted(paths):
+        try:
+            stat = path.stat()
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}|missing\n".encode())
+    return digest.hexdigest()
+
+
+def decode_rgb(path: Path) -> np.ndarray:
+    """Any image PIL can read, whatever its suffix says (PNG or GIF named .jpg, CMYK, grayscale,
+    palette, RGBA), as uint8 RGB. A missing or undecodable file raises :class:`SkipSample`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                img = img.convert("RGBA")
+                background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+                img = Image.alpha_composite(background, img)
+            return np.asarray(img.convert("RGB"))
+    except FileNotFoundError:
+        raise SkipSample(f"{path}: file is missing") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise SkipSample(f"{path}: cannot decode ({exc})") from None
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A mask's raw values as uint8 (H, W): palette indices for palette PNGs, luminance otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode not in ("L", "P", "1", "I", "I;16"):
+                img = img.convert("L")
+            arr = np.asarray(img)
+            return (arr > 0).astype(np.uint8) if img.mode == "1" else arr.astype(np.uint8)
+    except FileNotFoundError:
+        raise SkipSample(f"{path}: mask is missing") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise SkipSample(f"{path}: cannot decode mask ({exc})") from None
+
+
+def binary_mask(values: np.ndarray, path: Path, threshold: int | None = None) -> np.ndarray:
+    """Raw mask values -> {0, 1}: ``> threshold`` when given, else values must be {0, 1} or
+    {0, 255}. Anything else is an error naming the file: a mask is never silently relabelled."""
+    if threshold is not None:
+        return (values > threshold).astype(np.uint8)
+    present = set(np.unique(values).tolist())
+    if present <= {0, 1}:
+        return values.astype(np.uint8)
+    if present <= {0, 255}:
+        return (values == 255).astype(np.uint8)
+    shown = sorted(present)[:8]
+    raise DataError(f"{path}: mask values {shown} are not binary (0/1 or 0/255); "
+                    "pass -o mask_threshold=N to binarize")
+
+
+def check_same_size(image: np.ndarray, mask: np.ndarray, path: Path) -> None:
+    if image.shape[:2] != mask.shape[:2]:
+        raise DataError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                        f"{image.shape[1]}x{image.shape[0]}")

@@ -1,0 +1,64 @@
+"""Errors zoo raises on purpose. The CLI prints them as one line; anything else is a bug."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class ZooError(Exception):
+    """A problem with the user's input or environment, reported without a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(ZooError):
+    exit_code = 2
+
+
+class UnknownNameError(UsageError):
+    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str = "") -> None:
+        choices = sorted(set(choices))
+        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+        if close:
+            tail = f"did you mean {', '.join(close)}?"
+        elif len(choices) <= 12:
+            tail = f"choose one of: {', '.join(choices)}" if choices else "none is registered"
+        else:
+            tail = f"see `zoo list-{kind}s`"
+        super().__init__(f"unknown {kind} {name!r}; {tail}{hint}")
+        self.kind, self.name, self.close = kind, name, close
+
+
+class AmbiguousNameError(UsageError):
+    pass
+
+
+class OptionError(UsageError):
+    pass
+
+
+class LossSpecError(UsageError):
+    pass
+
+
+class PluginError(ZooError):
+    pass
+
+
+class DataError(ZooError):
+    pass
+
+
+class WeightsError(ZooError):
+    pass
+
+
+class TrainingError(ZooError):
+    pass
+
+
+class Interrupted(ZooError):
+    """Ctrl-C during training, after the resume checkpoint was written."""
+
+    exit_code = 130

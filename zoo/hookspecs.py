@@ -1,0 +1,37 @@
+"""The hooks a zoo plugin implements. Each returns a list of specs from :mod:`zoo.specs`."""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("zoo")
+hookimpl = pluggy.HookimplMarker("zoo")
+
+
+@hookspec
+def zoo_register_architectures() -> list:
+    """Return a list of :class:`zoo.specs.ArchitectureSpec`."""
+
+
+@hookspec
+def zoo_register_encoders() -> list:
+    """Return a list of :class:`zoo.specs.EncoderSpec` or :class:`zoo.specs.EncoderFamilySpec`."""
+
+
+@hookspec
+def zoo_register_losses() -> list:
+    """Return a list of :class:`zoo.specs.LossSpec`."""
+
+
+@hookspec
+def zoo_register_datasets() -> list:
+    """Return a list of :class:`zoo.specs.DatasetSpec`."""
+
+
+# Hook name per kind of spec, in the order `zoo plugins` shows them.
+HOOKS = {
+    "architecture": "zoo_register_architectures",
+    "encoder": "zoo_register_encoders",
+    "loss": "zoo_register_losses",
+    "dataset": "zoo_register_datasets",
+}

@@ -1,0 +1,73 @@
+"""Building blocks shared by built-in and third-party architectures (public API)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DoubleConv(nn.Sequential):
+    """The report's Block: (3x3 conv, BatchNorm, ReLU) twice. Convs have no bias: BN cancels it."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class LogitsBlock(nn.Sequential):
+    """DoubleConv whose second conv ends the network: a plain conv with bias, so it emits logits
+    (the report ended on BN+ReLU+BN+sigmoid, which cannot output a negative logit)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        )
+
+
+def upsample(in_channels: int, out_channels: int, factor: int) -> nn.Module:
+    """A learned x``factor`` upsampling (ConvTranspose, as in the report); a 1x1 conv when 1."""
+    if factor == 1:
+        return nn.Conv2d(in_channels, out_channels, 1)
+    return nn.ConvTranspose2d(in_channels, out_channels, factor, stride=factor)
+
+
+def stage_factors(reductions: tuple[int, ...]) -> list[int]:
+    """Upsampling factor between consecutive stages; each stage's stride must divide the next."""
+    factors = []
+    for low, high in zip(reductions, reductions[1:]):
+        if high % low:
+            raise ValueError(f"stage reductions {reductions} are not multiples of each other")
+        factors.append(high // low)
+    return factors
+
+
+def init_weights(module: nn.Module) -> None:
+    """The report's initialisation: Kaiming-normal convs, BatchNorm at weight 1 and bias 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad H and W (bottom/right) up to a multiple of ``multiple``. Always pads (possibly by 0)
+    so that the graph has no shape-dependent branch and exports with dynamic H and W."""
+    h, w = x.shape[-2:]
+    return nn.functional.pad(x, (0, (multiple - w % multiple) % multiple, 0, (multiple - h % multiple) % multiple))

@@ -1,0 +1,226 @@
+"""Small frozen specs that plugins return from their hooks.
+
+Nothing here imports torch: listing the zoo reads specs only, and a spec points at the code
+that builds its thing through a lazy ``"module:attribute"`` reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+from zoo.errors import OptionError, PluginError
+
+Lazy = "str | Callable[..., Any]"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+    """Import a ``"module:attribute"`` reference; callables pass through unchanged."""
+    if callable(ref):
+        return ref
+    module_name, _, attr = ref.partition(":")
+    if not attr:
+        raise PluginError(f"lazy reference {ref!r} must look like 'module:attribute'")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"cannot load {ref!r}: {exc}") from exc
+    return target
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword a factory accepts, with its default; the type is the default's unless given."""
+
+    name: str
+    default: Any
+    help: str = ""
+    type: type | None = None
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def value_type(self) -> type | None:
+        if self.type is not None:
+            return self.type
+        return None if self.default is None else type(self.default)
+
+    def parse(self, raw: str) -> Any:
+        """Turn a command-line string into a value of the option's type."""
+        text = raw.strip()
+        if text.lower() in {"none", "null"} and (self.default is None or self.type is not None):
+            return self.check(None)
+        kind = self.value_type
+        try:
+            if kind is bool:
+                low = text.lower()
+                if low not in _TRUE | _FALSE:
+                    raise ValueError
+                value: Any = low in _TRUE
+            elif kind is int:
+                value = int(text)
+            elif kind is float:
+                value = float(text)
+            elif kind is tuple:
+                value = tuple(int(v) for v in text.strip("()[]").split(",") if v.strip())
+            elif kind is str or kind is None:
+                value = text.strip("'\"")
+            else:
+                value = kind(text)
+        except ValueError:
+            raise OptionError(f"option {self.name}={raw!r}: expected {_type_name(kind)}") from None
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        """Validate a Python value (from the API, a TOML file or :meth:`parse`)."""
+        kind = self.value_type
+        if value is None:
+            if self.default is None:
+                return None
+            raise OptionError(f"option {self.name}: None is not allowed (default {self.default!r})")
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is tuple and isinstance(value, list):
+            value = tuple(value)
+        if kind is not None and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise OptionError(f"option {self.name}={value!r}: expected {_type_name(kind)}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            raise OptionError(f"option {self.name}={value!r}: choose one of {allowed}")
+        return value
+
+
+def _type_name(kind: type | None) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", tuple: "comma-separated integers"}.get(
+        kind, "a string" if kind in (str, None) else kind.__name__
+    )
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What every kind of plugin contribution has in common."""
+
+    kind: ClassVar[str] = ""
+
+    name: str
+    summary: str
+    factory: str | Callable[..., Any]
+    options: tuple[Option, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in " :+*()=,"):
+            raise PluginError(f"{self.kind} name {self.name!r} must be non-empty without spaces or ':+*()=,'")
+        names = [o.name for o in self.options]
+        if len(names) != len(set(names)):
+            raise PluginError(f"{self.kind} {self.name!r} declares an option twice: {names}")
+
+    def defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
+
+    def option(self, name: str) -> Option | None:
+        return next((o for o in self.options if o.name == name), None)
+
+    def resolve_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``given``; unknown names are an error listing the valid ones."""
+        values = self.defaults()
+        for key, value in given.items():
+            opt = self.option(key)
+            if opt is None:
+                valid = ", ".join(o.name for o in self.options) or "none"
+                raise OptionError(f"{self.kind} {self.name!r} has no option {key!r} (valid: {valid})")
+            values[key] = opt.parse(value) if isinstance(value, str) else opt.check(value)
+        return values
+
+    def build(self, *args: Any, **options: Any) -> Any:
+        return resolve(self.factory)(*args, **self.resolve_options(options))
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """Channels and reduction (stride) of each encoder stage, from high to low resolution."""
+
+    channels: tuple[int, ...]
+    reductions: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.channels or len(self.channels) != len(self.reductions):
+            raise PluginError(f"feature info needs one channel count per reduction: {self}")
+        if any(c <= 0 for c in self.channels) or any(r <= 0 for r in self.reductions):
+            raise PluginError(f"feature channels and reductions must be positive: {self}")
+        if any(b < a for a, b in zip(self.reductions, self.reductions[1:])):
+            raise PluginError(f"feature reductions must never decrease: {self.reductions}")
+
+    @property
+    def total_stride(self) -> int:
+        return self.reductions[-1]
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec(Spec):
+    """A segmentation network; ``factory(encoder, **options)`` returns an ``nn.Module`` of logits."""
+
+    kind: ClassVar[str] = "architecture"
+
+    default_encoder: str = ""
+    params_at_defaults: int | None = None  # checked against the built model by the contract tests
+
+
+@dataclass(frozen=True)
+class EncoderSpec(Spec):
+    """A backbone; ``feature_info(**options)`` describes its stages without building it."""
+
+    kind: ClassVar[str] = "encoder"
+
+    feature_info: str | Callable[..., FeatureInfo] = ""
+
+    def describe(self, **options: Any) -> FeatureInfo:
+        return resolve(self.feature_info)(**self.resolve_options(options))
+
+
+@dataclass(frozen=True)
+class EncoderFamilySpec(Spec):
+    """Many encoders served by one factory (e.g. every timm backbone), named by ``names()``.
+
+    Members are resolved on demand, so listing the zoo does not import the family's library.
+    ``factory(member, **options)`` builds one; ``feature_info(member, **options)`` describes it.
+    """
+
+    kind: ClassVar[str] = "encoder"
+
+    names: str | Callable[[], list[str]] = ""
+    feature_info: str | Callable[..., FeatureInfo] = ""
+
+    def members(self) -> list[str]:
+        return list(resolve(self.names)())
+
+
+@dataclass(frozen=True)
+class LossSpec(Spec):
+    """A loss; ``factory(**options)`` returns an ``nn.Module(logits, target, valid=None) -> scalar``."""
+
+    kind: ClassVar[str] = "loss"
+
+
+@dataclass(frozen=True)
+class DatasetSpec(Spec):
+    """A dataset; ``factory(split, data_dir, **options)`` returns a :class:`zoo.data.SampleSource`."""
+
+    kind: ClassVar[str] = "dataset"
+
+    splits: tuple[str, ...] = ("train", "valid", "test")
+    needs_data_dir: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+KINDS: dict[str, type[Spec]] = {
+    "architecture": ArchitectureSpec,
+    "encoder": EncoderSpec,
+    "loss": LossSpec,
+    "dataset": DatasetSpec,
+}
