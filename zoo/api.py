@@ -126,12 +126,12 @@ def weights_path(path: str | Path, which: str = "model") -> Path:
 
 def read_model_config(path: Path) -> dict[str, Any]:
     """The model config of a weights file: from its header, else from ``config.json`` beside it."""
-    from safetensors import SafetensorsError, safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({' '.join(str(exc).split())})") from None
     if "zoo" in meta:
         return json.loads(meta["zoo"])
@@ -146,14 +146,14 @@ def load_model(path: str | Path, *, which: str = "model", registry: Registry | N
                map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model from a run directory (``which``: ``model`` = best, ``last``) or a
     ``.safetensors`` file, and load its weights. Never unpickles anything."""
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = weights_path(path, which)
     model = model_from_config(read_model_config(path), registry)
     try:
         state = load_file(str(path), device=str(map_location))
-    except (SafetensorsError, OSError) as exc:
+    except (SafetensorError, OSError) as exc:
         raise WeightsError(f"{path}: cannot read weights ({' '.join(str(exc).split())})") from None
     try:
         result = model.load_state_dict(state, strict=False)

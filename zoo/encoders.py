@@ -36,7 +36,7 @@ def check_features(info: FeatureInfo, features: list[torch.Tensor], height: int,
 def load_encoder_weights(module: nn.Module, path: str | Path, prefix: str = "") -> None:
     """Load a local ``.safetensors`` state dict into ``module``, ignoring keys it has no use for
     (a classifier head). Pickled checkpoints are refused: zoo never unpickles user files."""
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -47,7 +47,7 @@ def load_encoder_weights(module: nn.Module, path: str | Path, prefix: str = "") 
         raise WeightsError(f"{path}: no such weights file")
     try:
         state = load_file(str(path))
-    except (SafetensorsError, OSError) as exc:
+    except (SafetensorError, OSError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
     state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     own = module.state_dict()

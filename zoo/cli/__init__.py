@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zoo.cli import listing
+from zoo.cli import listing, runs, training
 from zoo.errors import ZooError
 
 app = typer.Typer(
@@ -40,8 +40,8 @@ def _root(
 
 
 listing.register(app)
-
-
+training.register(app)
+runs.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

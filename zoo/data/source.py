@@ -70,7 +70,7 @@ def decode_rgb(path: Path) -> np.ndarray:
                 img = img.convert("RGBA")
                 background = Image.new("RGBA", img.size, (0, 0, 0, 255))
                 img = Image.alpha_composite(background, img)
-            return np.asarray(img.convert("RGB"))
+            return np.array(img.convert("RGB"))  # a writable copy
     except FileNotFoundError:
         raise SkipSample(f"{path}: file is missing") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

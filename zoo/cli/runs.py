@@ -1,0 +1,90 @@
+"""`zoo eval`, `zoo predict`, `zoo export`: commands on a trained run or weights file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from zoo.cli._common import JsonFlag, Overrides, parse_overrides, print_json, stdout_console
+
+Weights = Annotated[str, typer.Argument(help="Run directory or .safetensors file.")]
+Which = Annotated[str, typer.Option("--weights", help="In a run directory: model (best) or last.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+
+
+def eval_(
+    path: Weights,
+    split: Annotated[str, typer.Option(help="train, valid or test.")] = "test",
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the run's).")] = None,
+    data_dir: Annotated[Optional[str], typer.Option(help="Folder of the dataset's files.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Default: the run's.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 8,
+    threshold: Annotated[float, typer.Option(help="Probability threshold.")] = 0.5,
+    output: Annotated[Optional[str], typer.Option(help="JSON file (default: eval-SPLIT.json beside the weights).")] = None,
+    which: Which = "model",
+    device: Device = "auto",
+    options: Overrides = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score a model rebuilt from its files alone: Dice and IoU per image and over the split."""
+    from zoo.engine.evaluate import evaluate
+
+    result = evaluate(path, split=split, dataset=dataset, data_dir=data_dir, options=parse_overrides(options),
+                      which=which, image_size=image_size, batch_size=batch_size, device=device,
+                      threshold=threshold, output=output)
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result['architecture']} on {result['dataset']} {split} ({result['images']} images)",
+                  title_justify="left")
+    for column in ("metric", "per image", "whole split"):
+        table.add_column(column)
+    table.add_row("dice", f"{result['dice']:.4f}", f"{result['dice_dataset']:.4f}")
+    table.add_row("iou", f"{result['iou']:.4f}", f"{result['iou_dataset']:.4f}")
+    console = stdout_console()
+    console.print(table)
+    console.print(f"written: {result['output']}")
+
+
+def predict(
+    path: Weights,
+    inputs: Annotated[list[str], typer.Argument(help="Image files or folders.")],
+    out: Annotated[str, typer.Option(help="Output folder.")] = "predictions",
+    threshold: Annotated[float, typer.Option(help="Probability threshold.")] = 0.5,
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: none or flip.")] = "none",
+    image_size: Annotated[Optional[int], typer.Option(help="Default: the run's.")] = None,
+    which: Which = "model",
+    device: Device = "auto",
+    as_json: JsonFlag = False,
+) -> None:
+    """Write a mask PNG (at the input's resolution) and an overlay PNG per input image."""
+    from zoo.engine.predict import predict as run_predict
+
+    written = run_predict(path, inputs, out, threshold=threshold, tta=tta, which=which,
+                          image_size=image_size, device=device)
+    if as_json:
+        print_json(written)
+        return
+    for item in written:
+        print(f"{item['input']} -> {item['mask']}, {item['overlay']} (foreground {item['foreground']:.1%})")
+
+
+def export(
+    path: Weights,
+    format: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
+    out: Annotated[Optional[str], typer.Option(help="Output file (default: beside the weights).")] = None,
+    which: Which = "model",
+) -> None:
+    """Export to ONNX with dynamic batch, height and width."""
+    from zoo.engine.export import export as run_export
+
+    print(run_export(path, out, fmt=format, which=which))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_)
+    app.command("predict")(predict)
+    app.command("export")(export)

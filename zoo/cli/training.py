@@ -1,0 +1,88 @@
+"""`zoo train`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from zoo.cli._common import Overrides, Quiet, parse_overrides
+
+
+def train(
+    architecture: Annotated[Optional[str], typer.Argument(help="Architecture (zoo list-models); default unet.")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="Encoder (zoo list-encoders); default: the architecture's.")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="Loss spec, e.g. mse, bce+dice, '0.3*bce+0.7*dice'.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset (zoo list-datasets); default synthetic.")] = None,
+    data_dir: Annotated[Optional[str], typer.Option(help="Folder of the dataset's files.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 10); with --resume, may extend the run.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Global batch size (default 8), split across processes.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default 0.01).")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="sgd (momentum 0.9, as the report), adam or adamw.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="cosine (default) or none.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Square training size (default 256, as the report).")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="Comma list of flip, affine, color; or none.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision (default: on for CUDA).")] = None,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last",
+                                                          help="NHWC memory format (default on).")] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile", help="torch.compile the model.")] = None,
+    deterministic: Annotated[Optional[bool], typer.Option("--deterministic", help="Deterministic kernels.")] = None,
+    sync_bn: Annotated[Optional[bool], typer.Option("--sync-bn", help="SyncBatchNorm under DDP.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (default 0).")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/ARCH-TIMESTAMP).")] = None,
+    resume: Annotated[Optional[str], typer.Option(help="Continue the run in this directory exactly.")] = None,
+    config: Annotated[Optional[str], typer.Option(help="TOML file with the same keys as these flags.")] = None,
+    nproc: Annotated[Optional[int], typer.Option(help="Launch N processes with torchrun (DDP).")] = None,
+    options: Overrides = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train a model and write a run directory (weights, config, metrics, pictures)."""
+    if nproc and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        _launch_torchrun(nproc)
+        return
+    from zoo.engine.train import train as run_training
+
+    flags = dict(architecture=architecture, encoder=encoder, loss=loss, dataset=dataset, data_dir=data_dir,
+                 epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, scheduler=scheduler,
+                 image_size=image_size, augment=augment, device=device, amp=amp, channels_last=channels_last,
+                 compile=compile, deterministic=deterministic, sync_bn=sync_bn, seed=seed,
+                 options=parse_overrides(options))
+    if resume:
+        given = [k for k, v in flags.items() if v not in (None, {}) and k != "epochs"]
+        if given or config:
+            raise typer.BadParameter(f"--resume continues the run as configured; only --epochs may change "
+                                     f"(got {', '.join(given or ['--config'])})", param_hint="--resume")
+        result = run_training(resume=resume, epochs=epochs, quiet=quiet)
+    else:
+        result = run_training(out=out, config_file=config, quiet=quiet, **flags)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    best = result.best
+    if best:
+        print(f"best valid dice {best['valid_dice']:.4f} (iou {best['valid_iou']:.4f}) at epoch {best['epoch']}")
+    print(f"run: {result.run_dir}")
+
+
+def _launch_torchrun(nproc: int) -> None:
+    """Re-run this very command under torchrun with ``nproc`` processes (minus --nproc)."""
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        if arg.startswith("--nproc="):
+            continue
+        argv.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "zoo", *argv]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

@@ -1,0 +1,85 @@
+"""Scoring a model on a split, and `zoo eval`: rebuild a run's model from its files and score it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.api import create_dataset, load_model, read_model_config, weights_path
+from zoo.data.pipeline import BatchLoader
+from zoo.engine.device import autocast, pick_device
+from zoo.metrics import SegmentationMeter
+from zoo.registry import Registry
+
+
+@torch.no_grad()
+def score(model: torch.nn.Module, loader: BatchLoader, dtype: torch.dtype | None = None,
+          threshold: float = 0.5) -> dict[str, float]:
+    """Dice and IoU (per image and over the split) of ``model`` on every batch of ``loader``,
+    summed over all DDP ranks."""
+    was_training = model.training
+    model.eval()
+    meter = SegmentationMeter(loader.device, threshold)
+    for batch in loader.epoch(0):
+        with autocast(loader.device, dtype):
+            logits = model(batch.images)
+        meter.update(logits, batch.masks, batch.valid)
+    meter.all_reduce()
+    model.train(was_training)
+    return meter.compute()
+
+
+def run_config(path: Path) -> dict[str, Any]:
+    """The run's config.json when ``path`` is (or sits in) a run directory; {} for a bare weights file."""
+    folder = path if path.is_dir() else path.parent
+    config_file = folder / "config.json"
+    return json.loads(config_file.read_text()) if config_file.is_file() else {}
+
+
+def evaluate(
+    path: str | Path,
+    *,
+    split: str = "test",
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    options: dict[str, str] | None = None,
+    which: str = "model",
+    image_size: int | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    threshold: float = 0.5,
+    cache_dir: str | None = None,
+    registry: Registry | None = None,
+    output: str | Path | None = None,
+) -> dict[str, Any]:
+    """Rebuild the model from the files alone and score it on ``split``. Dataset, its options, image
+    size and normalization default to the run's; a bare ``.safetensors`` needs ``dataset``.
+    Writes the result as JSON to ``output`` (default: ``eval-<split>.json`` in the run directory)."""
+    path = Path(path)
+    weights = weights_path(path, which)
+    saved = run_config(path)
+    run = saved.get("run", {})
+    data = saved.get("dataset", {})
+    header = read_model_config(weights)
+    same_dataset = dataset is None or dataset == data.get("name")
+    name = dataset or data.get("name") or "synthetic"
+    ds_options = {**(data.get("options", {}) if same_dataset else {}), **(options or {})}
+    size = image_size or data.get("image_size") or run.get("image_size", 256)
+    dev = pick_device(device)
+    model = load_model(weights, registry=registry, map_location="cpu").to(dev)
+    split_data = create_dataset(name, split, data_dir or (run.get("data_dir") if same_dataset else None),
+                                image_size=size, keep_aspect=data.get("keep_aspect", False),
+                                cache_dir=cache_dir or run.get("cache_dir"), registry=registry, **ds_options)
+    loader = BatchLoader(split_data.cached, batch_size, dev, train=False,
+                         mean=tuple(data.get("mean", run.get("mean", (0.485, 0.456, 0.406)))),
+                         std=tuple(data.get("std", run.get("std", (0.229, 0.224, 0.225)))))
+    metrics = score(model, loader, threshold=threshold)
+    result = {"weights": str(weights), "architecture": header["architecture"], "encoder": header["encoder"],
+              "dataset": name, "split": split, "image_size": size, "threshold": threshold, **metrics}
+    target = Path(output) if output else (weights.parent / f"eval-{split}.json")
+    target.write_text(json.dumps(result, indent=2) + "\n")
+    result["output"] = str(target)
+    return result
