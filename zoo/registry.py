@@ -92,7 +92,11 @@ class Registry:
         for entry in entries:
             self._entries[entry.kind].append(entry)
         self.plugins = list(plugins)
-        self._aliases = {kind.rstrip("s"): table for kind, table in (aliases or {}).items()}
+        plural = {"architectures": "architecture", "encoders": "encoder", "losses": "loss", "datasets": "dataset"}
+        unknown = set(aliases or {}) - set(plural)
+        if unknown:
+            raise PluginError(f"registry.toml: unknown alias table {sorted(unknown)[0]!r} (use {', '.join(plural)})")
+        self._aliases = {plural[kind]: dict(table) for kind, table in (aliases or {}).items()}
         self.defaults = dict(defaults or {})
 
     # ---- listing -----------------------------------------------------------------------------

@@ -26,11 +26,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         item = {
-            "image": torch.from_numpy(np.ascontiguousarray(self.cached.images[index])).permute(2, 0, 1),
-            "mask": torch.from_numpy(np.ascontiguousarray(self.cached.masks[index]))[None],
+            "image": torch.from_numpy(np.array(self.cached.images[index])).permute(2, 0, 1),
+            "mask": torch.from_numpy(np.array(self.cached.masks[index]))[None],
         }
         if self.cached.valid is not None:
-            item["valid"] = torch.from_numpy(np.ascontiguousarray(self.cached.valid[index]))[None]
+            item["valid"] = torch.from_numpy(np.array(self.cached.valid[index]))[None]
         return item
 
     @property

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "oxford-pet-sample"
+EXAMPLE = ROOT / "examples" / "zoo-plugin-example"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    """Every test: a shared scratch cache, no plugin-selection variables, no debug tracebacks."""
+    cache = tmp_path_factory.getbasetemp() / "zoo-cache"
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(cache))
+    for name in ("ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGIN_AUTOLOAD", "ZOO_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def registry():
+    """A fresh registry per test (built-ins plus whatever entry points are installed)."""
+    from zoo import build_registry
+
+    return build_registry()
+
+
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory) -> Path:
+    """The example plugin really installed (pip --target), as a folder to put on sys.path."""
+    target = tmp_path_factory.mktemp("example-site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "--target", str(target), str(EXAMPLE)],
+        check=True, capture_output=True,
+    )
+    return target
+
+
+@pytest.fixture
+def with_example(example_site, monkeypatch):
+    """The installed example plugin visible to importlib.metadata (entry points) and imports."""
+    monkeypatch.syspath_prepend(str(example_site))
+    yield example_site
+    for name in [m for m in sys.modules if m.startswith("zoo_plugin_example")]:
+        del sys.modules[name]
+
+
+def run_zoo(*args: str, env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """`python -m zoo ARGS` in a subprocess: real exit codes, real stderr."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=full_env,
+                          check=check, cwd=ROOT)
+
+
+def make_dist(site: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """A minimal installed distribution: modules plus a dist-info declaring `zoo` entry points."""
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[zoo]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+    for name, source in modules.items():
+        (site / f"{name}.py").write_text(source)

@@ -1,0 +1,158 @@
+"""Discovery, fault isolation, duplicates, env variables and look-ups of the plugin registry."""
+
+from __future__ import annotations
+
+import sys
+
+import pluggy
+import pytest
+
+import zoo
+from tests.conftest import make_dist
+from zoo.errors import AmbiguousNameError, PluginError, UnknownNameError
+from zoo.plugins import make_plugin_manager
+from zoo.registry import build_registry
+from zoo.specs import EncoderSpec, FeatureInfo, LossSpec, Option
+
+BUILTIN_PLUGINS = {"architectures", "encoders", "timm", "losses", "datasets"}
+
+
+def test_builtins_are_registered(registry):
+    assert registry.names("architecture") == ["resnet34_unet", "unet"]
+    assert registry.names("loss") == ["bce", "dice", "focal", "jaccard", "lovasz", "mse", "tversky"]
+    assert registry.names("dataset") == ["folder", "oxford-pet", "synthetic"]
+    assert registry.names("encoder") == ["resnet34", "unet"]
+    assert {p.name for p in registry.plugins} == BUILTIN_PLUGINS
+    assert all(p.status == "ok" and p.builtin for p in registry.plugins)
+
+
+def test_pattern_filters(registry):
+    assert registry.names("loss", "*ce") == ["bce", "dice"]
+    assert registry.names("loss", "b*") == ["bce"]
+    assert registry.names("architecture", "resnet*") == ["resnet34_unet"]
+    assert registry.names("loss", "losses:d*") == ["dice"]
+    assert zoo.list_losses("[jt]*", registry=registry) == ["jaccard", "tversky"]
+
+
+def test_unknown_name_suggests_close_names(registry):
+    with pytest.raises(UnknownNameError) as err:
+        registry.get("architecture", "unte")
+    assert str(err.value) == "unknown architecture 'unte'; did you mean unet?"
+    with pytest.raises(UnknownNameError, match="choose one of: bce, cross-entropy, dice"):
+        registry.get("loss", "zzz")
+
+
+def test_aliases_and_qualified_names(registry):
+    assert registry.get("architecture", "resnet34-unet").name == "resnet34_unet"
+    assert registry.get("loss", "iou").name == "jaccard"
+    assert registry.get("loss", "losses:dice").plugin == "losses"
+    with pytest.raises(UnknownNameError):
+        registry.get("loss", "datasets:dice")
+
+
+def test_family_members_resolve_lazily(registry):
+    entry = registry.get("encoder", "timm:resnet18")
+    assert (entry.name, entry.plugin, entry.member) == ("resnet18", "timm", "resnet18")
+    # the built-in resnet34 wins over timm's of the same name unless qualified
+    assert registry.get("encoder", "resnet34").plugin == "encoders"
+    assert registry.get("encoder", "timm:resnet34").plugin == "timm"
+    with pytest.raises(UnknownNameError, match="nor a member of timm"):
+        registry.get("encoder", "no_such_backbone")
+
+
+class _DuplicateDice:
+    @zoo.hookimpl
+    def zoo_register_losses(self):
+        return [LossSpec("dice", "another dice", "zoo_plugins.losses.overlap:DiceLoss")]
+
+
+def _pm_with(*plugins):
+    pm, infos = make_plugin_manager(entry_points=False)
+    for name, plugin in plugins:
+        pm.register(plugin, name=name)
+    return pm, infos
+
+
+def test_duplicate_name_is_an_error_naming_both_plugins():
+    registry = build_registry(*_pm_with(("other", _DuplicateDice())))
+    with pytest.raises(AmbiguousNameError) as err:
+        registry.get("loss", "dice")
+    message = str(err.value)
+    assert "'losses' and 'other'" in message and "'losses:dice' or 'other:dice'" in message
+    assert registry.get("loss", "other:dice").spec.summary == "another dice"
+    assert [e.plugin for e in registry.entries("loss", "dice")] == ["losses", "other"]
+
+
+class _RaisingHook:
+    @zoo.hookimpl
+    def zoo_register_encoders(self):
+        raise RuntimeError("boom")
+
+    @zoo.hookimpl
+    def zoo_register_losses(self):
+        return [LossSpec("fine", "would be fine", "x:y")]
+
+
+class _WrongReturn:
+    @zoo.hookimpl
+    def zoo_register_losses(self):
+        return "not a list"
+
+
+def test_plugin_raising_in_a_hook_is_dropped_and_reported():
+    registry = build_registry(*_pm_with(("bad", _RaisingHook()), ("wrong", _WrongReturn())))
+    bad = registry.plugin_info("bad")
+    assert bad.status == "error"
+    assert bad.error == "zoo_register_encoders: RuntimeError: boom"
+    assert "fine" not in registry.names("loss")  # the whole plugin is skipped
+    assert "returned str, expected a list" in registry.plugin_info("wrong").error
+    assert registry.names("architecture") == ["resnet34_unet", "unet"]  # the rest works
+
+
+def test_broken_entry_point_is_isolated(tmp_path, monkeypatch):
+    make_dist(tmp_path, "zoo-broken", {"broken": "zoo_broken_mod"},
+              {"zoo_broken_mod": "raise ImportError('missing dependency xyz')\n"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = build_registry()
+    info = registry.plugin_info("broken")
+    assert info.status == "error" and info.error == "ImportError: missing dependency xyz"
+    assert info.distribution == "zoo-broken"
+    assert registry.names("architecture") == ["resnet34_unet", "unet"]
+
+
+def test_entry_point_env_variables(tmp_path, monkeypatch):
+    plugin = ("import zoo\nfrom zoo.specs import LossSpec\n"
+              "@zoo.hookimpl\ndef zoo_register_losses():\n"
+              "    return [LossSpec('{name}', 's', 'zoo_plugins.losses.pixelwise:MSELoss')]\n")
+    make_dist(tmp_path, "zoo-a", {"a": "zoo_a_mod"}, {"zoo_a_mod": plugin.format(name="loss_a")})
+    make_dist(tmp_path, "zoo-b", {"b": "zoo_b_mod"}, {"zoo_b_mod": plugin.format(name="loss_b")})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert {"loss_a", "loss_b"} <= set(build_registry().names("loss"))
+    monkeypatch.setenv("ZOO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert not {"loss_a", "loss_b"} & set(build_registry().names("loss"))
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "b,nope")  # explicit names load even with autoload off
+    registry = build_registry()
+    assert "loss_b" in registry.names("loss") and "loss_a" not in registry.names("loss")
+    assert registry.plugin_info("nope").error == "named in ZOO_LOAD_PLUGINS but not installed"
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "")
+    assert {p.name for p in build_registry().plugins} == BUILTIN_PLUGINS
+    for mod in ("zoo_a_mod", "zoo_b_mod"):
+        sys.modules.pop(mod, None)
+
+
+def test_specs_validate_themselves():
+    with pytest.raises(PluginError, match="must be non-empty"):
+        LossSpec("bad name", "s", "x:y")
+    with pytest.raises(PluginError, match="never decrease"):
+        FeatureInfo((8, 16), (4, 2))
+    with pytest.raises(PluginError, match="twice"):
+        EncoderSpec("e", "s", "x:y", options=(Option("a", 1), Option("a", 2)))
+
+
+def test_hookspecs_use_the_zoo_marker():
+    pm = pluggy.PluginManager("zoo")
+    from zoo import hookspecs
+
+    pm.add_hookspecs(hookspecs)
+    assert sorted(h for h in dir(pm.hook) if h.startswith("zoo_")) == [
+        "zoo_register_architectures", "zoo_register_datasets", "zoo_register_encoders", "zoo_register_losses"]
