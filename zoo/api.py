@@ -155,14 +155,16 @@ def load_model(path: str | Path, *, which: str = "model", registry: Registry | N
         state = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError) as exc:
         raise WeightsError(f"{path}: cannot read weights ({' '.join(str(exc).split())})") from None
+    target = f"{model.zoo_config['architecture']} on {model.zoo_config['encoder']}"
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensors of the right names but other shapes
-        raise WeightsError(f"{path}: weights do not fit the model in its config ({str(exc).splitlines()[-1].strip()})") from None
+        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), "shape mismatch")
+        raise WeightsError(f"{path}: weights do not fit {target} ({detail})") from None
     if result.missing_keys or result.unexpected_keys:
         raise WeightsError(
-            f"{path}: weights do not fit {model.zoo_config['architecture']} on {model.zoo_config['encoder']} "
-            f"({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected tensors, "
-            f"e.g. {(result.missing_keys or result.unexpected_keys)[0]!r})"
+            f"{path}: weights do not fit {target} ({len(result.missing_keys)} missing, "
+            f"{len(result.unexpected_keys)} unexpected tensors, e.g. "
+            f"{(result.missing_keys or result.unexpected_keys)[0]!r})"
         )
     return model.eval()

@@ -15,13 +15,15 @@ from zoo.registry import Registry
 
 
 class BinaryLoss(nn.Module):
-    """Subclasses implement :meth:`compute` on float32 tensors (``valid`` is a float mask or None)."""
+    """Subclasses implement :meth:`compute` on float32 (or float64) tensors; ``valid`` is a float mask or None."""
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         if logits.shape != target.shape:
             raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape")
+        # fp16/bf16 go up to fp32; float64 stays (the formula tests run in it)
+        dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            return self.compute(logits.float(), target.float(), None if valid is None else valid.float())
+            return self.compute(logits.to(dtype), target.to(dtype), None if valid is None else valid.to(dtype))
 
     def compute(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError

@@ -161,6 +161,8 @@ class Run:
         model = self.model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if self.config.sync_bn and self.device.type != "cuda":
+            raise UsageError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPU modules only")
         if self.dist.enabled:
             if self.config.sync_bn:
                 model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -228,11 +230,11 @@ class Run:
                 loss = self.loss_fn(logits, batch.masks, batch.valid)
             value = loss.item()
             bad, = self._agree(not math.isfinite(value))
-            if bad:
-                self.save_state(progress)
-                raise TrainingError(
-                    f"loss became {value} at epoch {progress.epoch + 1}, step {progress.step + 1}; the last good "
-                    f"weights are in {self.run_dir / 'last.safetensors'} (try a lower --lr)")
+            if bad:  # save nothing: this forward pass already moved the BatchNorm statistics
+                last = self.run_dir / "last.safetensors"
+                kept = f"the last good weights are in {last}" if last.is_file() else "no epoch had finished yet"
+                raise TrainingError(f"loss became {value} at epoch {progress.epoch + 1}, step {progress.step + 1}; "
+                                    f"{kept} (try a lower --lr)")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)

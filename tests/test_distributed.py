@@ -1,0 +1,50 @@
+"""DDP on CPU: torchrun with two gloo processes, against one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, run_zoo
+
+ARGS = ["train", "unet", "--dataset", "synthetic", "--image-size", "64", "-o", "base_channels=8", "-o", "count=32",
+        "--augment", "none", "--batch-size", "8", "-q"]
+
+
+def rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "zoo", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_two_processes_match_one_and_resume(tmp_path):
+    ddp = torchrun(*ARGS, "--epochs", "1", "--out", str(tmp_path / "ddp"))
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert ddp.stdout.count("run: ") == 1  # only rank 0 reports
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config["world_size"] == 2
+    single = run_zoo(*ARGS, "--epochs", "1", "--out", str(tmp_path / "one"))
+    assert single.returncode == 0, single.stderr
+    (a,), (b,) = rows(tmp_path / "ddp"), rows(tmp_path / "one")
+    # same samples per global step; only BatchNorm sees 4 images per process instead of 8
+    assert a["train_loss"] == pytest.approx(b["train_loss"], rel=0.05)
+    assert a["valid_dice"] == pytest.approx(b["valid_dice"], abs=0.05)
+    scored = json.loads(run_zoo("eval", str(tmp_path / "ddp"), "--split", "valid", "--json", check=True).stdout)
+    assert scored["dice"] == pytest.approx(a["valid_dice"], abs=1e-9)
+    resumed = torchrun("train", "--resume", str(tmp_path / "ddp"), "--epochs", "2", "-q")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [r["epoch"] for r in rows(tmp_path / "ddp")] == [1, 2]
+
+
+def test_sync_bn_needs_cuda(tmp_path):
+    result = run_zoo(*ARGS, "--epochs", "1", "--sync-bn", "--device", "cpu", "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "--sync-bn needs CUDA" in result.stderr

@@ -1,0 +1,231 @@
+"""Training runs end to end on CPU: files, reproducible eval, exact resume, faults, predict, export."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import zoo
+from tests.conftest import ROOT, run_zoo
+from zoo.engine.train import train
+from zoo.errors import Interrupted, TrainingError, UsageError, WeightsError
+
+TINY = dict(architecture="unet", loss="mse", dataset="synthetic", epochs=2, image_size=64, batch_size=8,
+            options={"base_channels": "4", "count": "32", "size": "64"})
+RUN_FILES = {"config.json", "model.safetensors", "last.safetensors", "checkpoint.safetensors", "checkpoint.json",
+             "metrics.jsonl", "curves.png", "samples.png"}
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def comparable(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """`zoo train unet --loss mse --dataset synthetic --epochs 2 --image-size 64 -o base_channels=8 --out R`."""
+    run = tmp_path_factory.mktemp("runs") / "R"
+    result = run_zoo("train", "unet", "--loss", "mse", "--dataset", "synthetic", "--epochs", "2", "--image-size",
+                     "64", "-o", "base_channels=8", "-o", "count=32", "--out", str(run), "-q")
+    assert result.returncode == 0, result.stderr
+    assert f"run: {run}" in result.stdout
+    return run
+
+
+def test_run_directory(trained):
+    assert RUN_FILES <= {p.name for p in trained.iterdir()}
+    config = json.loads((trained / "config.json").read_text())
+    assert config["model"]["architecture"] == "unet" and config["model"]["options"]["encoder.base_channels"] == 8
+    assert config["loss"] == "mse" and config["dataset"]["name"] == "synthetic"
+    assert config["dataset"]["mean"] == [0.485, 0.456, 0.406] and config["run"]["optimizer"] == "sgd"
+    assert config["plugins"]["architecture"]["distribution"] == "zoo" and config["zoo_version"] == zoo.__version__
+    rows = metrics(trained)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"train_loss", "valid_dice", "valid_iou", "lr", "seconds", "images_per_s"} <= set(rows[0])
+    assert all(np.isfinite(r["train_loss"]) and 0 <= r["valid_dice"] <= 1 for r in rows)
+    assert Image.open(trained / "curves.png").size[0] > 100 and Image.open(trained / "samples.png").size == (256, 256)
+
+
+def test_weights_open_with_safe_open(trained):
+    from safetensors import safe_open
+
+    with safe_open(str(trained / "model.safetensors"), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["zoo"])
+        assert meta["architecture"] == "unet" and "encoder.stages.0.0.weight" in fh.keys()
+
+
+def test_eval_reproduces_valid_dice(trained):
+    rows = metrics(trained)
+    best = max(rows, key=lambda r: r["valid_dice"])
+    out = run_zoo("eval", str(trained), "--split", "valid", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["dice"] == pytest.approx(best["valid_dice"], abs=1e-9)
+    assert result["iou"] == pytest.approx(best["valid_iou"], abs=1e-9)
+    last = zoo.evaluate(trained, split="valid", which="last", output=trained / "last.json")
+    assert last["dice"] == pytest.approx(rows[-1]["valid_dice"], abs=1e-9)
+    assert json.loads((trained / "last.json").read_text())["dice"] == last["dice"]
+    table = run_zoo("eval", str(trained), "--split", "test").stdout
+    assert "dice" in table and (trained / "eval-test.json").is_file()
+
+
+def test_load_model_from_file_alone(trained, tmp_path):
+    lone = tmp_path / "weights.safetensors"
+    lone.write_bytes((trained / "model.safetensors").read_bytes())
+    model = zoo.load_model(lone)
+    reference = zoo.load_model(trained)
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(model(x), reference(x))
+    saved = zoo.save_model(model, tmp_path / "again.safetensors", note="hello")
+    torch.testing.assert_close(zoo.load_model(saved)(x), reference(x))
+
+
+def test_predict_writes_mask_and_overlay(trained, tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "some.png")
+    result = run_zoo("predict", str(trained), str(tmp_path / "some.png"), "--out", str(tmp_path / "P"), "--tta", "flip")
+    assert result.returncode == 0, result.stderr
+    mask = np.asarray(Image.open(tmp_path / "P" / "some_mask.png"))
+    assert mask.shape == (50, 70) and set(np.unique(mask)) <= {0, 255}
+    assert Image.open(tmp_path / "P" / "some_overlay.png").size == (70, 50)
+
+
+def test_bad_weights_give_one_line_errors(trained, tmp_path):
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes((trained / "model.safetensors").read_bytes()[:300])
+    with pytest.raises(WeightsError, match="cut.safetensors"):
+        zoo.load_model(truncated)
+    other = zoo.create_model("resnet34_unet", base_channels=8, decoder_channels=8)
+    zoo.save_model(other, tmp_path / "other.safetensors")
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tmp_path / "other.safetensors"), framework="pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    unet_header = json.dumps(json.loads((trained / "config.json").read_text())["model"])
+    save_file(tensors, str(tmp_path / "mismatch.safetensors"), metadata={"zoo": unet_header})
+    with pytest.raises(WeightsError, match="weights do not fit unet"):
+        zoo.load_model(tmp_path / "mismatch.safetensors")
+    save_file(tensors, str(tmp_path / "bare.safetensors"))
+    with pytest.raises(WeightsError, match="no zoo config in its header and no config.json"):
+        zoo.load_model(tmp_path / "bare.safetensors")
+    result = run_zoo("eval", str(truncated))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_interrupted_run_resumes_to_identical_metrics(tmp_path):
+    straight = train(out=tmp_path / "straight", **TINY)
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match=r"continue with: zoo train --resume .*cut") as err:
+        train(out=tmp_path / "cut", on_epoch=stop_after_first_epoch, **TINY)
+    assert err.value.exit_code == 130
+    assert len(metrics(tmp_path / "cut")) == 1 and (tmp_path / "cut" / "last.safetensors").is_file()
+    resumed = train(resume=tmp_path / "cut")
+    assert comparable(metrics(tmp_path / "cut")) == comparable(metrics(tmp_path / "straight"))
+    assert comparable(resumed.history) == comparable(straight.history)
+
+
+def test_mid_epoch_interruption_resumes_exactly(tmp_path):
+    config = {**TINY, "augment": "flip,affine,color"}
+    train(out=tmp_path / "straight", **config)
+
+    def stop_mid_epoch(epoch, step, loss):
+        if (epoch, step) == (1, 2):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="epoch 2, step 2"):
+        train(out=tmp_path / "cut", on_step=stop_mid_epoch, **config)
+    train(resume=tmp_path / "cut")
+    assert comparable(metrics(tmp_path / "cut")) == comparable(metrics(tmp_path / "straight"))
+    a, b = zoo.load_model(tmp_path / "cut", which="last"), zoo.load_model(tmp_path / "straight", which="last")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+class NanAfter:
+    """A loss plugin whose loss turns NaN from its fifth call on (epoch 2, step 1 with 4 steps per epoch)."""
+
+    @zoo.hookimpl
+    def zoo_register_losses(self):
+        return [zoo.specs.LossSpec("nan_after", "mse, then NaN", NanAfter.build)]
+
+    @staticmethod
+    def build():
+        from zoo_plugins.losses.pixelwise import MSELoss
+
+        class Poisoned(MSELoss):
+            calls = 0
+
+            def compute(self, logits, target, valid):
+                Poisoned.calls += 1
+                value = super().compute(logits, target, valid)
+                return value * float("nan") if Poisoned.calls > 4 else value
+
+        return Poisoned()
+
+
+def test_nan_loss_stops_and_keeps_last_good_weights(tmp_path):
+    from zoo.plugins import make_plugin_manager
+
+    pm, infos = make_plugin_manager(entry_points=False)
+    pm.register(NanAfter(), name="poison")
+    registry = zoo.build_registry(pm, infos)
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 2, step 1; the last good weights are in"):
+        train(out=tmp_path / "nan", registry=registry, **{**TINY, "loss": "nan_after"})
+    assert len(metrics(tmp_path / "nan")) == 1
+    last = zoo.load_model(tmp_path / "nan", which="last", registry=registry)
+    assert all(torch.isfinite(p).all() for p in last.parameters())
+    best = zoo.load_model(tmp_path / "nan", registry=registry)
+    for (name, a), (_, b) in zip(last.state_dict().items(), best.state_dict().items()):
+        assert torch.equal(a, b), name  # no step was taken after epoch 1
+
+
+def test_existing_run_is_never_overwritten(trained):
+    with pytest.raises(UsageError, match="already holds a run; continue it with --resume"):
+        train(out=trained, **TINY)
+
+
+def test_toml_config_and_flag_overrides(tmp_path):
+    (tmp_path / "run.toml").write_text(
+        'architecture = "resnet34_unet"\nloss = "0.5*bce+0.5*dice"\nepochs = 1\nimage_size = 64\nlr = 0.05\n'
+        'optimizer = "adamw"\nscheduler = "none"\n[options]\nbase_channels = 8\ndecoder_channels = 8\ncount = 16\n')
+    result = run_zoo("train", "--config", str(tmp_path / "run.toml"), "--lr", "0.02", "--out", str(tmp_path / "R"), "-q")
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "R" / "config.json").read_text())
+    assert config["run"]["lr"] == 0.02 and config["run"]["optimizer"] == "adamw"
+    assert config["model"]["architecture"] == "resnet34_unet" and config["loss"] == "0.5*bce+0.5*dice"
+    assert metrics(tmp_path / "R")[0]["lr"] == 0.02
+
+
+def test_onnx_export_matches_torch(trained, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra: pip install 'zoo[onnx]'")
+    result = run_zoo("export", str(trained), "--out", str(tmp_path / "m.onnx"))
+    assert result.returncode == 0, result.stderr
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    model = zoo.load_model(trained)
+    for shape in ((1, 3, 64, 64), (3, 3, 70, 90)):
+        x = torch.randn(*shape)
+        (onnx_out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        np.testing.assert_allclose(onnx_out, model(x).detach().numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_no_pickle_anywhere():
+    files = [p for p in (ROOT / "zoo").rglob("*.py")] + [p for p in (ROOT / "plugins").rglob("*.py")]
+    offenders = [str(p) for p in files if re.search(r"torch\.load\(|import pickle|from pickle|cPickle", p.read_text())]
+    assert offenders == []
+    grep = subprocess.run(["git", "grep", "-nE", r"torch\.load\(|^import pickle|^from pickle", "--", "zoo", "plugins",
+                           "examples"], cwd=ROOT, capture_output=True, text=True)
+    assert grep.stdout == ""

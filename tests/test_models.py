@@ -1,0 +1,145 @@
+"""The encoder/architecture contract, over every registered architecture and a sample of encoders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import zoo
+from zoo.api import count_parameters
+from zoo.encoders import check_features
+from zoo.errors import OptionError, WeightsError
+from zoo.specs import EncoderFamilySpec, resolve
+
+# narrow widths keep the suite fast on two cores; the report sizes are checked separately
+ENCODERS = {
+    "unet": {"base_channels": 4},
+    "resnet34": {"base_channels": 8},
+    "timm:mobilenetv3_small_050": {},
+    "timm:convnext_atto": {},
+    "tiny": {"width": 4},  # the example plugin's
+}
+
+
+def architectures():
+    return zoo.default_registry().names("architecture")
+
+
+@pytest.fixture
+def reg(with_example):
+    return zoo.build_registry()
+
+
+def build(reg, arch, encoder, **extra):
+    options = {f"encoder.{k}": v for k, v in ENCODERS[encoder].items()}
+    if arch == "resnet34_unet":
+        options["model.decoder_channels"] = 8
+    return zoo.create_model(arch, encoder=encoder, registry=reg, **options, **extra)
+
+
+def declared_info(reg, encoder):
+    entry = reg.get("encoder", encoder)
+    if isinstance(entry.spec, EncoderFamilySpec):
+        return resolve(entry.spec.feature_info)(entry.member, **ENCODERS[encoder])
+    return entry.spec.describe(**ENCODERS[encoder])
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_encoder_declares_what_it_returns(reg, encoder):
+    model = build(reg, "unet", encoder)
+    assert model.encoder.feature_info == declared_info(reg, encoder)
+    features = model.encoder(torch.randn(1, 3, 64, 64))
+    check_features(model.encoder.feature_info, features, 64, 64)
+
+
+@pytest.mark.parametrize("arch", architectures())
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_contract(reg, arch, encoder):
+    model = build(reg, arch, encoder)
+    for h, w in ((64, 64), (70, 90)):
+        assert model(torch.randn(2, 3, h, w)).shape == (2, 1, h, w)
+    model.zero_grad()
+    model(torch.randn(2, 3, 64, 64)).square().mean().backward()
+    unreached = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert unreached == []
+    model.eval()
+    x = torch.randn(1, 3, 64, 64)
+    reference = model(x)
+    cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(cl, reference, rtol=1e-4, atol=1e-4)
+    exported = torch.export.export(model.to(memory_format=torch.contiguous_format), (x,))
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", architectures())
+def test_one_input_channel(arch):
+    model = zoo.create_model(arch, in_channels=1, base_channels=4)
+    assert model(torch.randn(1, 1, 48, 40)).shape == (1, 1, 48, 40)
+
+
+def test_report_parameter_counts():
+    for arch in ("unet", "resnet34_unet"):
+        spec = zoo.default_registry().get("architecture", arch).spec
+        assert count_parameters(zoo.create_model(arch)) == spec.params_at_defaults
+    assert zoo.default_registry().get("architecture", "unet").spec.params_at_defaults == 31_037_633  # 31.04M
+    assert abs(24_720_284 / 24.7e6 - 1) < 0.03
+
+
+def test_resnet34_unet_matches_the_reports_layout():
+    model = zoo.create_model("resnet34_unet")
+    ups = [(m.in_channels, m.out_channels) for m in model.decoder.ups]
+    assert ups == [(768, 384), (288, 144), (160, 80), (96, 48)]
+    assert [len(getattr(model.encoder, f"layer{i}")) for i in range(1, 5)] == [3, 4, 6, 3]
+    assert model.encoder.conv1.kernel_size == (7, 7)
+
+
+def test_unet_readme_example():
+    assert zoo.create_model("unet")(torch.randn(2, 3, 70, 90)).shape == (2, 1, 70, 90)
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_b0", "convnext_atto"])
+def test_timm_backbone_trains_one_step(backbone):
+    model = zoo.create_model("unet", encoder=backbone)
+    loss_fn = zoo.create_loss("bce+dice")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 3, 64, 64), (torch.rand(4, 1, 64, 64) > 0.5).float()
+    model.eval()  # fixed BatchNorm statistics, so the two losses are comparable
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = loss_fn(model(x), y)
+    assert torch.isfinite(loss) and after < loss
+
+
+def test_encoder_weights_from_local_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    source = zoo.create_model("resnet34_unet", base_channels=8).encoder
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(tmp_path / "enc.safetensors"))
+    loaded = zoo.create_model("resnet34_unet", base_channels=8, weights=str(tmp_path / "enc.safetensors")).encoder
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+    with pytest.raises(WeightsError, match="pickled checkpoints are not loaded"):
+        zoo.create_model("resnet34_unet", weights=str(tmp_path / "enc.pth"))
+    with pytest.raises(WeightsError, match="shape mismatch|missing"):
+        zoo.create_model("resnet34_unet", base_channels=16, weights=str(tmp_path / "enc.safetensors"))
+
+
+def test_timm_checkpoint_weights(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    full = timm.create_model("resnet18", pretrained=False)  # a classifier checkpoint, head included
+    save_file({k: v.contiguous() for k, v in full.state_dict().items()}, str(tmp_path / "r18.safetensors"))
+    model = zoo.create_model("unet", encoder="timm:resnet18", weights=str(tmp_path / "r18.safetensors"))
+    torch.testing.assert_close(model.encoder.model.conv1.weight, full.conv1.weight)
+
+
+def test_bad_options_name_the_valid_ones():
+    with pytest.raises(OptionError, match="unknown option 'width'; valid: base_channels, classes, depth"):
+        zoo.create_model("unet", width=3)
+    with pytest.raises(OptionError, match="expected an integer"):
+        zoo.create_model("unet", base_channels="wide")
