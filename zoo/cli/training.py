@@ -24,6 +24,9 @@ def train(
     optimizer: Annotated[Optional[str], typer.Option(help="sgd (momentum 0.9, as the report), adam or adamw.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="cosine (default) or none.")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Square training size (default 256, as the report).")] = None,
+    keep_aspect: Annotated[Optional[bool], typer.Option("--keep-aspect/--stretch",
+                                                        help="Pad to square instead of stretching (default stretch).")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay (default 0).")] = None,
     augment: Annotated[Optional[str], typer.Option(help="Comma list of flip, affine, color; or none.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="Mixed precision (default: on for CUDA).")] = None,
@@ -48,7 +51,7 @@ def train(
 
     flags = dict(architecture=architecture, encoder=encoder, loss=loss, dataset=dataset, data_dir=data_dir,
                  epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, scheduler=scheduler,
-                 image_size=image_size, augment=augment, device=device, amp=amp, channels_last=channels_last,
+                 image_size=image_size, keep_aspect=keep_aspect, weight_decay=weight_decay, augment=augment, device=device, amp=amp, channels_last=channels_last,
                  compile=compile, deterministic=deterministic, sync_bn=sync_bn, seed=seed,
                  options=parse_overrides(options))
     if resume:

@@ -115,8 +115,9 @@ class BatchLoader:
         self.split, self.batch_size, self.device, self.train = split, batch_size, device, train
         self.augment = augment if train else Augment()
         self.seed, self.rank, self.world, self.channels_last = seed, rank, world, channels_last
-        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
+        # (x - 255 mean) / (255 std) as one fused x * scale + shift
+        self.scale = 1 / (torch.tensor(std, device=device).view(1, 3, 1, 1) * 255)
+        self.shift = -torch.tensor(mean, device=device).view(1, 3, 1, 1) / torch.tensor(std, device=device).view(1, 3, 1, 1)
         self.pin = device.type == "cuda"
 
     def indices(self, epoch: int) -> np.ndarray:
@@ -170,6 +171,6 @@ class BatchLoader:
             images, masks, ones = augment_batch(images / 255, masks, ones, self.augment, gen)
             images = images * 255
             valid = ones if valid is not None or self.augment.geometric else None
-        images = (images - self.mean) / self.std
+        images = torch.addcmul(self.shift, images, self.scale)
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
         return Batch(images.contiguous(memory_format=memory), masks, valid, chunk)

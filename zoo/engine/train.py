@@ -23,7 +23,8 @@ from zoo.api import create_dataset, create_model, save_model, unwrap
 from zoo.data.pipeline import Augment, BatchLoader
 from zoo.engine.checkpoint import load_checkpoint, save_checkpoint
 from zoo.engine.config import RunConfig, load_config
-from zoo.engine.device import DistInfo, amp_dtype, autocast, init_distributed, pick_device, set_determinism
+from zoo.engine.device import (DistInfo, amp_dtype, autocast, init_distributed, pick_device, retained_heap,
+                               set_determinism)
 from zoo.engine.evaluate import score
 from zoo.engine.plots import plot_curves, sample_grid
 from zoo.errors import Interrupted, OptionError, TrainingError, UsageError
@@ -326,7 +327,7 @@ def train(
     stop = StopFlag()
     show = dist.main and not quiet
     try:
-        with stop.installed():
+        with stop.installed(), retained_heap(run.device.type == "cpu"):
             while progress.epoch < config.epochs:
                 with EpochBar(show, progress.epoch, config.epochs, len(run.train_loader)) as bar:
                     run.train_epoch(progress, stop, bar.update if show else None, on_step)

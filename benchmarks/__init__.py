@@ -1,0 +1,1 @@
+"""Ratio benchmarks: every figure is zoo against a reference run in the same process."""

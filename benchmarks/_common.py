@@ -1,0 +1,50 @@
+"""Timing helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from typing import Callable
+
+
+def machine() -> str:
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    try:
+        import torch
+
+        text += f", torch {torch.__version__}"
+        if torch.cuda.is_available():
+            text += f", {torch.cuda.get_device_name()}"
+    except ImportError:
+        pass
+    return text
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1, sync: Callable[[], None] = lambda: None) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""Wall time of listing commands (median of several runs) against `python -c pass` and `import torch`.
+
+    python -m benchmarks.cli_latency [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from benchmarks._common import table
+
+COMMANDS = [["--help"], ["list-models"], ["list-encoders"], ["list-losses", "--json"], ["info", "unet"], ["plugins"]]
+
+
+def wall(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs + 1):  # the first run warms the file cache
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def measure(runs: int = 7) -> list[dict[str, Any]]:
+    python = wall([sys.executable, "-c", "pass"], runs)
+    torch = wall([sys.executable, "-c", "import torch"], max(3, runs // 2))
+    rows = [{"command": "python -c pass", "seconds": python, "ratio": 1.0},
+            {"command": "python -c 'import torch'", "seconds": torch, "ratio": torch / python}]
+    for args in COMMANDS:
+        seconds = wall([sys.executable, "-m", "zoo", *args], runs)
+        rows.append({"command": "zoo " + " ".join(args), "seconds": seconds, "ratio": seconds / python})
+    return rows
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    return table(["command", "median wall (s)", "vs python -c pass"],
+                 [[r["command"], f"{r['seconds']:.3f}", f"{r['ratio']:.1f}x"] for r in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    print(render(measure(parser.parse_args().runs)))
+
+
+if __name__ == "__main__":
+    main()

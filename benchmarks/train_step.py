@@ -1,0 +1,100 @@
+"""Images/s of one SGD training step (batch 8, 256x256; fp32 on CPU, bf16 on CUDA) of zoo's `unet` and
+`resnet34_unet` against the report's networks written plainly, and smp's Unet("resnet34") if installed.
+
+    python -m benchmarks.train_step [--steps 3] [--image-size 256] [--batch-size 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks._common import median_seconds, table
+from zoo.engine.device import retained_heap
+
+
+def _step_fn(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None):
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step():
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def measure(steps: int = 3, image_size: int = 256, batch_size: int = 8, device: str | None = None,
+            compile: bool = False) -> list[dict[str, Any]]:
+    import zoo
+    from benchmarks.report_models import ReportResNet34UNet, ReportUNet
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    zoo_dtype = torch.bfloat16 if dev.type == "cuda" else None
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    torch.manual_seed(0)
+    x = torch.randn(batch_size, 3, image_size, image_size, device=dev)
+    y = (torch.rand(batch_size, 1, image_size, image_size, device=dev) > 0.5).float()
+    mse = zoo.create_loss("mse")
+    report_loss = lambda out, target: F.mse_loss(out, target)  # noqa: E731  (report: MSE on its sigmoid)
+    results = []
+    cpu = dev.type == "cpu"
+    for name, reference in (("unet", ReportUNet), ("resnet34_unet", ReportResNet34UNet)):
+        ref_model = reference().to(dev).train()
+        ref_time = median_seconds(_step_fn(ref_model, report_loss, x, y, None), steps, sync=sync)
+        with retained_heap(cpu) as retained:  # what zoo's engine does on CPU
+            ref_retained = median_seconds(_step_fn(ref_model, report_loss, x, y, None), steps, sync=sync) if retained else None
+            del ref_model
+            model = zoo.create_model(name).to(dev, memory_format=torch.channels_last).train()
+            if compile:
+                model = torch.compile(model)
+            xl = x.contiguous(memory_format=torch.channels_last)
+            zoo_time = median_seconds(_step_fn(model, mse, xl, y, zoo_dtype), steps, warmup=2 if compile else 1, sync=sync)
+            del model
+        results.append({"network": name, "reference": "report code as written (fp32, NCHW)",
+                        "zoo_img_s": batch_size / zoo_time, "ref_img_s": batch_size / ref_time,
+                        "ratio": ref_time / zoo_time})
+        if ref_retained:
+            results.append({"network": name, "reference": "report code given zoo's retained heap",
+                            "zoo_img_s": batch_size / zoo_time, "ref_img_s": batch_size / ref_retained,
+                            "ratio": ref_retained / zoo_time})
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError:
+        return results
+    with retained_heap(cpu):  # both under zoo's settings: same precision, layout and allocator
+        xl = x.contiguous(memory_format=torch.channels_last)
+        smp_model = smp.Unet("resnet34", encoder_weights=None, classes=1).to(dev, memory_format=torch.channels_last)
+        smp_time = median_seconds(_step_fn(smp_model.train(), torch.nn.BCEWithLogitsLoss(), xl, y, zoo_dtype), steps, sync=sync)
+        del smp_model
+        model = zoo.create_model("resnet34_unet").to(dev, memory_format=torch.channels_last).train()
+        zoo_time = median_seconds(_step_fn(model, mse, xl, y, zoo_dtype), steps, sync=sync)
+    results.append({"network": "resnet34_unet", "reference": "smp Unet(resnet34), same precision, layout, allocator",
+                    "zoo_img_s": batch_size / zoo_time, "ref_img_s": batch_size / smp_time, "ratio": smp_time / zoo_time})
+    return results
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    return table(["network", "against", "zoo img/s", "reference img/s", "ratio"],
+                 [[r["network"], r["reference"], f"{r['zoo_img_s']:.2f}", f"{r['ref_img_s']:.2f}", f"{r['ratio']:.2f}x"]
+                  for r in results])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device")
+    parser.add_argument("--compile", action="store_true")
+    args = parser.parse_args()
+    print(render(measure(args.steps, args.image_size, args.batch_size, args.device, args.compile)))
+
+
+if __name__ == "__main__":
+    main()
