@@ -30,7 +30,7 @@ def main() -> None:
     slowest_step = min(r["zoo_img_s"] for r in steps_rows)
     print("data pipeline ...", flush=True)
     sections += ["### Data pipeline (real Oxford-IIIT Pet sample, 256x256, batch 8)\n",
-                 data_pipeline.render(data_pipeline.measure(epochs=3, train_step_img_s=slowest_step)) + "\n"]
+                 data_pipeline.render(data_pipeline.measure(epochs=5, train_step_img_s=slowest_step)) + "\n"]
     print("inference ...", flush=True)
     sections += ["### Inference (batch 8, 256x256)\n", inference.render(inference.measure(steps)) + "\n"]
     text = "\n".join(sections)

@@ -48,3 +48,21 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def interleaved_seconds(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                        sync: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Median seconds per call of each function, calls interleaved (A B A B ...) so that drift of a
+    shared machine weighs on all of them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}

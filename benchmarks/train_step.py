@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks._common import median_seconds, table
+from benchmarks._common import interleaved_seconds, table
 from zoo.engine.device import retained_heap
 
 
@@ -31,6 +31,9 @@ def _step_fn(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, 
 
 def measure(steps: int = 3, image_size: int = 256, batch_size: int = 8, device: str | None = None,
             compile: bool = False) -> list[dict[str, Any]]:
+    """Per network: zoo and the report's code interleaved, once with the default allocator and once
+    with the retained heap zoo's engine uses on CPU; the headline ratio is zoo as its engine runs
+    against the report's code as it was written."""
     import zoo
     from benchmarks.report_models import ReportResNet34UNet, ReportUNet
 
@@ -39,43 +42,41 @@ def measure(steps: int = 3, image_size: int = 256, batch_size: int = 8, device: 
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
     x = torch.randn(batch_size, 3, image_size, image_size, device=dev)
+    xl = x.contiguous(memory_format=torch.channels_last)
     y = (torch.rand(batch_size, 1, image_size, image_size, device=dev) > 0.5).float()
     mse = zoo.create_loss("mse")
     report_loss = lambda out, target: F.mse_loss(out, target)  # noqa: E731  (report: MSE on its sigmoid)
-    results = []
     cpu = dev.type == "cpu"
+    results = []
     for name, reference in (("unet", ReportUNet), ("resnet34_unet", ReportResNet34UNet)):
-        ref_model = reference().to(dev).train()
-        ref_time = median_seconds(_step_fn(ref_model, report_loss, x, y, None), steps, sync=sync)
-        with retained_heap(cpu) as retained:  # what zoo's engine does on CPU
-            ref_retained = median_seconds(_step_fn(ref_model, report_loss, x, y, None), steps, sync=sync) if retained else None
-            del ref_model
-            model = zoo.create_model(name).to(dev, memory_format=torch.channels_last).train()
-            if compile:
-                model = torch.compile(model)
-            xl = x.contiguous(memory_format=torch.channels_last)
-            zoo_time = median_seconds(_step_fn(model, mse, xl, y, zoo_dtype), steps, warmup=2 if compile else 1, sync=sync)
-            del model
-        results.append({"network": name, "reference": "report code as written (fp32, NCHW)",
-                        "zoo_img_s": batch_size / zoo_time, "ref_img_s": batch_size / ref_time,
-                        "ratio": ref_time / zoo_time})
-        if ref_retained:
-            results.append({"network": name, "reference": "report code given zoo's retained heap",
-                            "zoo_img_s": batch_size / zoo_time, "ref_img_s": batch_size / ref_retained,
-                            "ratio": ref_retained / zoo_time})
+        model = zoo.create_model(name).to(dev, memory_format=torch.channels_last).train()
+        steps_by = {"report": _step_fn(reference().to(dev).train(), report_loss, x, y, None),
+                    "zoo": _step_fn(torch.compile(model) if compile else model, mse, xl, y, zoo_dtype)}
+        plain = interleaved_seconds(steps_by, steps, warmup=2 if compile else 1, sync=sync)
+        with retained_heap(cpu) as retained:
+            kept = interleaved_seconds(steps_by, steps, sync=sync) if retained else plain
+        del steps_by, model
+
+        def row(against: str, ref: float, ours: float) -> dict[str, Any]:
+            return {"network": name, "reference": against, "zoo_img_s": batch_size / ours,
+                    "ref_img_s": batch_size / ref, "ratio": ref / ours}
+
+        results.append(row("report code as written (fp32, NCHW, default allocator)", plain["report"], kept["zoo"]))
+        if cpu:
+            results.append(row("  same, both on the default allocator", plain["report"], plain["zoo"]))
+            results.append(row("  same, both on zoo's retained heap", kept["report"], kept["zoo"]))
     try:
         import segmentation_models_pytorch as smp
     except ImportError:
         return results
     with retained_heap(cpu):  # both under zoo's settings: same precision, layout and allocator
-        xl = x.contiguous(memory_format=torch.channels_last)
         smp_model = smp.Unet("resnet34", encoder_weights=None, classes=1).to(dev, memory_format=torch.channels_last)
-        smp_time = median_seconds(_step_fn(smp_model.train(), torch.nn.BCEWithLogitsLoss(), xl, y, zoo_dtype), steps, sync=sync)
-        del smp_model
         model = zoo.create_model("resnet34_unet").to(dev, memory_format=torch.channels_last).train()
-        zoo_time = median_seconds(_step_fn(model, mse, xl, y, zoo_dtype), steps, sync=sync)
+        times = interleaved_seconds({"smp": _step_fn(smp_model.train(), torch.nn.BCEWithLogitsLoss(), xl, y, zoo_dtype),
+                                     "zoo": _step_fn(model, mse, xl, y, zoo_dtype)}, steps, sync=sync)
     results.append({"network": "resnet34_unet", "reference": "smp Unet(resnet34), same precision, layout, allocator",
-                    "zoo_img_s": batch_size / zoo_time, "ref_img_s": batch_size / smp_time, "ratio": smp_time / zoo_time})
+                    "zoo_img_s": batch_size / times["zoo"], "ref_img_s": batch_size / times["smp"],
+                    "ratio": times["smp"] / times["zoo"]})
     return results
 
 

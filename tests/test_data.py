@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
+import re
 import tarfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +266,14 @@ def test_augmentation_is_reproducible_per_step():
     a = [b.images for b in loader_for(split, train=True, augment=Augment.parse("flip,affine,color")).epoch(2)]
     b = list(loader_for(split, train=True, augment=Augment.parse("flip,affine,color")).epoch(2, start_step=1))
     assert torch.equal(a[1], b[0].images)
+
+
+def test_cli_reports_a_skipped_file_in_one_line(oxford, tmp_path):
+    from tests.conftest import run_zoo
+
+    result = run_zoo("train", "unet", "--dataset", "oxford-pet", "--data-dir", str(oxford), "--epochs", "1",
+                     "--image-size", "32", "-o", "base_channels=4", "--out", str(tmp_path / "run"), "-q")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("zoo: warning:")]
+    assert len(warnings) == 1 and re.search(r"Cat_5\.jpg: cannot decode .*; skipped$", warnings[0])
+    assert "warnings.warn" not in result.stderr

@@ -26,7 +26,8 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_two_processes_match_one_and_resume(tmp_path):
-    ddp = torchrun(*ARGS, "--epochs", "1", "--out", str(tmp_path / "ddp"))
+    # `zoo train --nproc 2` re-runs itself under torchrun
+    ddp = run_zoo(*ARGS, "--epochs", "1", "--nproc", "2", "--out", str(tmp_path / "ddp"), env={"OMP_NUM_THREADS": "1"})
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     assert ddp.stdout.count("run: ") == 1  # only rank 0 reports
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]

@@ -32,8 +32,12 @@ def default_registry() -> Registry:
     return build_registry()
 
 
+def registry_or_default(registry: Registry | None = None) -> Registry:
+    return registry if registry is not None else default_registry()
+
+
 def _names(kind: str, pattern: str | None, registry: Registry | None) -> list[str]:
-    return (registry or default_registry()).names(kind, pattern)
+    return registry_or_default(registry).names(kind, pattern)
 
 
 def list_models(pattern: str | None = None, registry: Registry | None = None) -> list[str]:

@@ -12,15 +12,10 @@ from torch import nn
 from zoo.errors import WeightsError
 from zoo.layers import count_parameters
 from zoo.options import route_options
+from zoo import registry_or_default
 from zoo.registry import Registry
 
 __all__ = ["create_model", "create_loss", "create_dataset", "save_model", "load_model", "count_parameters", "unwrap"]
-
-
-def _registry(registry: Registry | None) -> Registry:
-    import zoo
-
-    return registry or zoo.default_registry()
 
 
 def create_model(
@@ -28,7 +23,7 @@ def create_model(
 ) -> nn.Module:
     """Build architecture ``name`` on ``encoder`` (its default when None). ``options`` go to whichever
     of the two declares them (``model.x`` / ``encoder.x`` to pick one). Returns logits ``(N, C, H, W)``."""
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     arch = registry.get("architecture", name or registry.default("architecture"))
     enc = registry.get("encoder", encoder or arch.spec.default_encoder)
     routed = route_options(options, {"model": arch.spec, "encoder": enc.spec})
@@ -46,7 +41,7 @@ def create_model(
 
 def model_from_config(config: dict[str, Any], registry: Registry | None = None) -> nn.Module:
     """Rebuild an untrained model from the ``zoo_config`` saved with its weights."""
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     try:
         arch, enc, options = config["architecture"], config["encoder"], dict(config["options"])
     except (KeyError, TypeError):
@@ -60,7 +55,7 @@ def create_loss(spec: str | None = None, *, registry: Registry | None = None) ->
     """A loss from a spec such as ``"mse"``, ``"0.3*bce+0.7*dice"`` or ``"focal(gamma=3)+dice"``."""
     from zoo.losses import build_loss
 
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     return build_loss(spec or registry.default("loss"), registry)
 
 
@@ -79,7 +74,7 @@ def create_dataset(
     ``{"image": uint8[3, H, W], "mask": uint8[1, H, W]}`` (plus ``"valid"`` where pixels are ignored)."""
     from zoo.data.dataset import open_dataset
 
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     entry = registry.get("dataset", name or registry.default("dataset"))
     return open_dataset(entry, split, data_dir, image_size=image_size, keep_aspect=keep_aspect,
                         cache_dir=cache_dir, options=options)

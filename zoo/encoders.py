@@ -23,6 +23,20 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
+class SequentialEncoder(Encoder):
+    """An encoder that is a list of stages run in order, each one's output being a feature map:
+    subclasses set ``self.stages`` (an ``nn.ModuleList``) and ``self.feature_info``."""
+
+    stages: nn.ModuleList
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
 def check_features(info: FeatureInfo, features: list[torch.Tensor], height: int, width: int) -> None:
     """Raise if ``features`` do not match what ``info`` declares for an input of ``height x width``."""
     if len(features) != len(info.channels):

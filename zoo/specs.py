@@ -12,8 +12,6 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from zoo.errors import OptionError, PluginError
 
-Lazy = "str | Callable[..., Any]"
-
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 

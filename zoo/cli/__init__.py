@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 from typing import Annotated, Optional
 
 import typer
@@ -44,8 +45,14 @@ training.register(app)
 runs.register(app)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"zoo: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("ZOO_DEBUG", "") not in {"", "0"}
+    if not debug:
+        warnings.showwarning = _one_line_warning
     try:
         app(args=argv, prog_name="zoo")
     except ZooError as exc:

@@ -7,16 +7,11 @@ from typing import Annotated, Any
 import typer
 
 from zoo.cli._common import JsonFlag, Overrides, Pattern, parse_overrides, print_json, stdout_console
+from zoo import registry_or_default
 from zoo.registry import Entry, Registry
-from zoo.specs import ArchitectureSpec, EncoderFamilySpec, EncoderSpec, Spec
+from zoo.specs import ArchitectureSpec, EncoderFamilySpec, EncoderSpec
 
 PLURAL = {"architecture": "architectures", "encoder": "encoders", "loss": "losses", "dataset": "datasets"}
-
-
-def _registry() -> Registry:
-    import zoo
-
-    return zoo.default_registry()
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:
@@ -26,7 +21,7 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 
 
 def _show(kind: str, pattern: str | None, as_json: bool, expand: bool = False) -> None:
-    registry = _registry()
+    registry = registry_or_default()
     entries = registry.entries(kind, pattern, expand_families=expand)
     if as_json:
         print_json([_entry_json(e) for e in entries])
@@ -73,7 +68,7 @@ def list_datasets(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
 
 def plugins(as_json: JsonFlag = False) -> None:
     """List every plugin: name, version, distribution, hooks and status (with its error)."""
-    infos = _registry().plugins
+    infos = registry_or_default().plugins
     rows = [{"name": p.name, "module": p.module, "distribution": p.distribution, "version": p.version,
              "builtin": p.builtin, "hooks": list(p.hooks), "status": p.status, "error": p.error} for p in infos]
     if as_json:
@@ -121,13 +116,13 @@ def _info_json(entry: Entry, registry: Registry, params: int | None) -> dict[str
     return data
 
 
-def _print_options(console: Any, title: str, spec: Spec | list[dict[str, Any]]) -> None:
+def _print_options(console: Any, title: str, options: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     for column in ("option", "default", "help"):
         table.add_column(column, overflow="fold")
-    for o in spec:
+    for o in options:
         table.add_row(o["name"], repr(o["default"]), o["help"] or "")
     console.print(table)
 
@@ -142,7 +137,7 @@ def info(
     """Show what a name is: kind, plugin, summary, options with defaults (and the parameter count)."""
     from zoo.errors import UnknownNameError
 
-    registry = _registry()
+    registry = registry_or_default()
     entries = registry.find(name)
     if not entries:
         raise UnknownNameError("name", name, registry.all_names())

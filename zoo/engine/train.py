@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from zoo import registry_or_default
 from zoo.api import create_dataset, create_model, save_model, unwrap
 from zoo.data.pipeline import Augment, BatchLoader
 from zoo.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -78,12 +80,6 @@ class StopFlag:
             yield self
         finally:
             signal.signal(signal.SIGINT, previous)
-
-
-def _registry(registry: Registry | None) -> Registry:
-    import zoo
-
-    return registry or zoo.default_registry()
 
 
 def _make_optimizer(config: RunConfig, params) -> torch.optim.Optimizer:
@@ -303,7 +299,7 @@ def train(
 ) -> TrainResult:
     """Train a model; ``overrides`` are RunConfig fields (``epochs=2``, ``options={"base_channels": "8"}``).
     ``resume`` continues a run directory exactly where it stopped (``epochs`` may be raised)."""
-    registry = _registry(registry)
+    registry = registry_or_default(registry)
     if resume is not None:
         run_dir = Path(resume)
         config = _resume_config(run_dir, overrides.get("epochs"))
@@ -351,6 +347,8 @@ def train(
             import torch.distributed as tdist
 
             if tdist.is_initialized():
+                if sys.exc_info()[0] is None:
+                    tdist.barrier()  # rank 0 may still be writing files: leave together
                 tdist.destroy_process_group()
     best = max(progress.history, key=lambda r: r["valid_dice"]) if progress.history else None
     return TrainResult(run_dir, progress.history, best)

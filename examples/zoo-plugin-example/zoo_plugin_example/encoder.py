@@ -1,11 +1,10 @@
-import torch
 from torch import nn
 
-from zoo.encoders import Encoder
+from zoo.encoders import SequentialEncoder
 from zoo_plugin_example import tiny_feature_info
 
 
-class TinyEncoder(Encoder):
+class TinyEncoder(SequentialEncoder):
     def __init__(self, in_channels: int = 3, width: int = 8):
         super().__init__()
         self.feature_info = tiny_feature_info(in_channels, width)
@@ -14,10 +13,3 @@ class TinyEncoder(Encoder):
             nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU())
             for a, b in zip(chans, chans[1:])
         )
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from zoo.encoders import Encoder, load_encoder_weights
+from zoo.encoders import SequentialEncoder, load_encoder_weights
 from zoo.layers import DoubleConv, init_weights
 from zoo_plugins.encoders import unet_feature_info
 
 
-class UNetEncoder(Encoder):
+class UNetEncoder(SequentialEncoder):
     """Stage 0 is DoubleConv at full resolution; each next one max-pools then DoubleConvs."""
 
     def __init__(self, in_channels: int = 3, base_channels: int = 64, depth: int = 5, weights: str = "") -> None:
@@ -21,10 +20,3 @@ class UNetEncoder(Encoder):
         init_weights(self)
         if weights:
             load_encoder_weights(self, weights)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for stage in self.stages:
-            x = stage(x)
-            features.append(x)
-        return features
