@@ -1,4 +1,5 @@
-"""Run every benchmark and write one markdown report with the machine's description.
+"""Run every benchmark, each in its own process (so none inherits another's allocator or thread
+state), and write one markdown report with the machine's description.
 
     python -m benchmarks [--out benchmarks/RESULTS.md] [--quick]
 """
@@ -6,6 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,26 +17,30 @@ from benchmarks import cli_latency, data_pipeline, inference, train_step
 from benchmarks._common import machine
 
 
+def run(module, *args: str) -> list[dict]:
+    print(f"{module.__name__} ...", flush=True)
+    out = subprocess.run([sys.executable, "-m", module.__name__, "--json", *args], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier figures)")
     args = parser.parse_args()
-    steps = 2 if args.quick else 5
-    sections = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. Command: `make bench` "
-                f"(`python -m benchmarks{' --quick' if args.quick else ''}`).\n"]
-    print("cli latency ...", flush=True)
-    sections += ["### CLI latency\n", cli_latency.render(cli_latency.measure(3 if args.quick else 7)) + "\n"]
-    print("train step ...", flush=True)
-    steps_rows = train_step.measure(steps)
-    sections += ["### Training step (batch 8, 256x256, SGD; fp32 on CPU, bf16 on CUDA)\n",
-                 train_step.render(steps_rows) + "\n"]
-    slowest_step = min(r["zoo_img_s"] for r in steps_rows)
-    print("data pipeline ...", flush=True)
-    sections += ["### Data pipeline (real Oxford-IIIT Pet sample, 256x256, batch 8)\n",
-                 data_pipeline.render(data_pipeline.measure(epochs=5, train_step_img_s=slowest_step)) + "\n"]
-    print("inference ...", flush=True)
-    sections += ["### Inference (batch 8, 256x256)\n", inference.render(inference.measure(steps)) + "\n"]
+    repeats = "2" if args.quick else "5"
+    steps = run(train_step, "--steps", repeats)
+    slowest = min(r["zoo_img_s"] for r in steps)
+    sections = [
+        f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. "
+        f"Command: `make bench` (`python -m benchmarks{' --quick' if args.quick else ''}`).\n",
+        "### CLI latency\n", cli_latency.render(run(cli_latency, "--runs", "3" if args.quick else "7")) + "\n",
+        "### Training step (batch 8, 256x256, SGD; fp32 on CPU, bf16 on CUDA)\n", train_step.render(steps) + "\n",
+        "### Data pipeline (real Oxford-IIIT Pet sample, 256x256, batch 8)\n",
+        data_pipeline.render(run(data_pipeline, "--epochs", repeats, "--train-step-img-s", str(slowest))) + "\n",
+        "### Inference (batch 8, 256x256)\n", inference.render(run(inference, "--repeats", repeats)) + "\n",
+    ]
     text = "\n".join(sections)
     args.out.write_text(text)
     print(text)

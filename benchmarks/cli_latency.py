@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -45,7 +46,10 @@ def render(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
-    print(render(measure(parser.parse_args().runs)))
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON (for python -m benchmarks)")
+    args = parser.parse_args()
+    rows = measure(args.runs)
+    print(json.dumps(rows) if args.json else render(rows))
 
 
 if __name__ == "__main__":

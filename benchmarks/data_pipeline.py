@@ -8,6 +8,7 @@ dataset rebuilt every epoch), on the same real Oxford-IIIT Pet files, in the sam
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -80,8 +81,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--train-step-img-s", type=float, help="add a row against this training speed")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON (for python -m benchmarks)")
     args = parser.parse_args()
-    print(render(measure(args.data_dir, args.epochs)))
+    rows = measure(args.data_dir, args.epochs, train_step_img_s=args.train_step_img_s)
+    print(json.dumps(rows) if args.json else render(rows))
 
 
 if __name__ == "__main__":

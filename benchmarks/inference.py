@@ -7,6 +7,7 @@ the report's networks in fp32 eager NCHW, same process.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,10 @@ def render(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
-    print(render(measure(parser.parse_args().repeats)))
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON (for python -m benchmarks)")
+    args = parser.parse_args()
+    rows = measure(args.repeats)
+    print(json.dumps(rows) if args.json else render(rows))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 import torch
@@ -93,8 +94,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON (for python -m benchmarks)")
     args = parser.parse_args()
-    print(render(measure(args.steps, args.image_size, args.batch_size, args.device, args.compile)))
+    rows = measure(args.steps, args.image_size, args.batch_size, args.device, args.compile)
+    print(json.dumps(rows) if args.json else render(rows))
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ def test_trimap_mapping_matches_a_direct_computation(oxford):
     np.testing.assert_array_equal(ignore[0]["valid"][0].numpy(), (resized != 3).astype(np.uint8))
 
 
+@pytest.mark.skipif(not SHARED_SAMPLE.is_dir(), reason="needs ../shared/data/oxford-pet-sample beside the checkout")
 def test_shared_real_sample():
     counts = {s: len(make("oxford-pet", s, SHARED_SAMPLE, image_size=64)) for s in ("train", "valid", "test")}
     assert counts == {"train": 54, "valid": 6, "test": 31}  # the RGBA PNG named .jpg decodes and stays

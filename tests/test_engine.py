@@ -229,3 +229,30 @@ def test_no_pickle_anywhere():
     grep = subprocess.run(["git", "grep", "-nE", r"torch\.load\(|^import pickle|^from pickle", "--", "zoo", "plugins",
                            "examples"], cwd=ROOT, capture_output=True, text=True)
     assert grep.stdout == ""
+
+
+def test_ctrl_c_saves_and_exits_130(tmp_path):
+    """A real SIGINT to `zoo train`: it stops at a step boundary, saves, exits 130, and resumes."""
+    import os
+    import signal
+    import sys
+    import time
+
+    run = tmp_path / "R"
+    args = [sys.executable, "-m", "zoo", "train", "unet", "--epochs", "100", "--image-size", "64", "-o",
+            "base_channels=4", "-o", "count=32", "--out", str(run), "-q"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and re.match(rf"zoo: error: interrupted at epoch \d+, step \d+; state saved in {run}; "
+                                        rf"continue with: zoo train --resume {run}$", lines[0])
+    assert {"last.safetensors", "checkpoint.safetensors", "checkpoint.json"} <= {p.name for p in run.iterdir()}
+    done = len(metrics(run))
+    resumed = run_zoo("train", "--resume", str(run), "--epochs", str(done + 1), "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["epoch"] for r in metrics(run)] == list(range(1, done + 2))

@@ -94,9 +94,11 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-# glibc's mallopt parameters and their defaults
+# glibc's mallopt parameters. Setting any of them ends glibc's dynamic mmap threshold for the
+# process, so on exit they go to what that threshold converges to for large buffers (32 MB, trim
+# at twice that), not to the 128 KB start value, which would mmap every batch-sized allocation.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
-_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_THRESHOLD: 128 * 1024, _M_MMAP_MAX: 65536}
+_AFTER = {_M_MMAP_MAX: 65536, _M_MMAP_THRESHOLD: 32 * 1024 * 1024, _M_TRIM_THRESHOLD: 64 * 1024 * 1024}
 
 
 def _libc():
@@ -131,6 +133,6 @@ def retained_heap(enabled: bool = True):
     try:
         yield True
     finally:
-        for param, value in _GLIBC_DEFAULTS.items():
+        for param, value in _AFTER.items():
             libc.mallopt(param, value)
         libc.malloc_trim(0)
