@@ -66,3 +66,21 @@ def interleaved_seconds(fns: dict[str, Callable[[], object]], repeats: int, warm
             sync()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def run_cli(doc: str, options: dict[str, tuple[type, object]], measure: Callable, render: Callable) -> None:
+    """A benchmark module's command line: its options, then a markdown table or (``--json``) the
+    rows for ``python -m benchmarks``."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for flag, (kind, default) in options.items():
+        if kind is bool:
+            parser.add_argument(flag, action="store_true")
+        else:
+            parser.add_argument(flag, type=kind, default=default)
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON (for python -m benchmarks)")
+    args = parser.parse_args()
+    rows = measure(args)
+    print(json.dumps(rows) if args.json else render(rows))

@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
 from typing import Any
 
-from benchmarks._common import table
+from benchmarks._common import run_cli, table
 
 COMMANDS = [["--help"], ["list-models"], ["list-encoders"], ["list-losses", "--json"], ["info", "unet"], ["plugins"]]
 
@@ -44,12 +42,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON (for python -m benchmarks)")
-    args = parser.parse_args()
-    rows = measure(args.runs)
-    print(json.dumps(rows) if args.json else render(rows))
+    run_cli(__doc__, {"--runs": (int, 7)},
+            lambda a: measure(a.runs), render)
 
 
 if __name__ == "__main__":

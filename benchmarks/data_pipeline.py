@@ -7,8 +7,6 @@ dataset rebuilt every epoch), on the same real Oxford-IIIT Pet files, in the sam
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -17,7 +15,7 @@ from typing import Any
 
 import torch
 
-from benchmarks._common import table
+from benchmarks._common import run_cli, table
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "oxford-pet-sample"
 
@@ -78,14 +76,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--train-step-img-s", type=float, help="add a row against this training speed")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON (for python -m benchmarks)")
-    args = parser.parse_args()
-    rows = measure(args.data_dir, args.epochs, train_step_img_s=args.train_step_img_s)
-    print(json.dumps(rows) if args.json else render(rows))
+    run_cli(__doc__, {"--epochs": (int, 5), "--data-dir": (Path, DEFAULT_DATA), "--train-step-img-s": (float, None)},
+            lambda a: measure(a.data_dir, a.epochs, train_step_img_s=a.train_step_img_s), render)
 
 
 if __name__ == "__main__":

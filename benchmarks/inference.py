@@ -6,15 +6,13 @@ the report's networks in fp32 eager NCHW, same process.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks._common import median_seconds, table
+from benchmarks._common import run_cli, median_seconds, table
 
 
 def measure(repeats: int = 3, image_size: int = 256, batch: int = 8) -> list[dict[str, Any]]:
@@ -51,12 +49,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON (for python -m benchmarks)")
-    args = parser.parse_args()
-    rows = measure(args.repeats)
-    print(json.dumps(rows) if args.json else render(rows))
+    run_cli(__doc__, {"--repeats": (int, 3)},
+            lambda a: measure(a.repeats), render)
 
 
 if __name__ == "__main__":

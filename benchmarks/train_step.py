@@ -6,14 +6,12 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from benchmarks._common import interleaved_seconds, table
+from benchmarks._common import run_cli, interleaved_seconds, table
 from zoo.engine.device import retained_heap
 
 
@@ -88,16 +86,9 @@ def render(results: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--image-size", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON (for python -m benchmarks)")
-    args = parser.parse_args()
-    rows = measure(args.steps, args.image_size, args.batch_size, args.device, args.compile)
-    print(json.dumps(rows) if args.json else render(rows))
+    run_cli(__doc__, {"--steps": (int, 3), "--image-size": (int, 256), "--batch-size": (int, 8), "--device": (str, None),
+             "--compile": (bool, False)},
+            lambda a: measure(a.steps, a.image_size, a.batch_size, a.device, a.compile), render)
 
 
 if __name__ == "__main__":
