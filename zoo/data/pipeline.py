@@ -92,6 +92,18 @@ def augment_batch(
     return images, masks, valid
 
 
+class Normalize:
+    """``(x - 255 mean) / (255 std)`` for float images in [0, 255], as one fused multiply-add."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, device: torch.device | str = "cpu") -> None:
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.scale, self.shift = 1 / (std_t * 255), -mean_t / std_t
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, images, self.scale)
+
+
 @dataclass
 class Batch:
     images: torch.Tensor  # float (N, 3, H, W), normalized
@@ -115,9 +127,7 @@ class BatchLoader:
         self.split, self.batch_size, self.device, self.train = split, batch_size, device, train
         self.augment = augment if train else Augment()
         self.seed, self.rank, self.world, self.channels_last = seed, rank, world, channels_last
-        # (x - 255 mean) / (255 std) as one fused x * scale + shift
-        self.scale = 1 / (torch.tensor(std, device=device).view(1, 3, 1, 1) * 255)
-        self.shift = -torch.tensor(mean, device=device).view(1, 3, 1, 1) / torch.tensor(std, device=device).view(1, 3, 1, 1)
+        self.normalize = Normalize(mean, std, device)
         self.pin = device.type == "cuda"
 
     def indices(self, epoch: int) -> np.ndarray:
@@ -171,6 +181,6 @@ class BatchLoader:
             images, masks, ones = augment_batch(images / 255, masks, ones, self.augment, gen)
             images = images * 255
             valid = ones if valid is not None or self.augment.geometric else None
-        images = torch.addcmul(self.shift, images, self.scale)
+        images = self.normalize(images)
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
         return Batch(images.contiguous(memory_format=memory), masks, valid, chunk)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from zoo.api import create_dataset, load_model, read_model_config, weights_path
+from zoo.api import create_dataset, load_model, weights_path
 from zoo.data.pipeline import BatchLoader
 from zoo.engine.device import autocast, pick_device
 from zoo.metrics import SegmentationMeter
@@ -63,7 +63,6 @@ def evaluate(
     saved = run_config(path)
     run = saved.get("run", {})
     data = saved.get("dataset", {})
-    header = read_model_config(weights)
     same_dataset = dataset is None or dataset == data.get("name")
     name = dataset or data.get("name") or "synthetic"
     ds_options = {**(data.get("options", {}) if same_dataset else {}), **(options or {})}
@@ -77,7 +76,8 @@ def evaluate(
                          mean=tuple(data.get("mean", run.get("mean", (0.485, 0.456, 0.406)))),
                          std=tuple(data.get("std", run.get("std", (0.229, 0.224, 0.225)))))
     metrics = score(model, loader, threshold=threshold)
-    result = {"weights": str(weights), "architecture": header["architecture"], "encoder": header["encoder"],
+    result = {"weights": str(weights), "architecture": model.zoo_config["architecture"],
+              "encoder": model.zoo_config["encoder"],
               "dataset": name, "split": split, "image_size": size, "threshold": threshold, **metrics}
     target = Path(output) if output else (weights.parent / f"eval-{split}.json")
     target.write_text(json.dumps(result, indent=2) + "\n")

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.api import load_model, weights_path
+from zoo.data.pipeline import Normalize
 from zoo.data.source import IMAGE_SUFFIXES, SkipSample, decode_rgb
 from zoo.engine.device import pick_device
 from zoo.engine.evaluate import run_config
@@ -42,7 +43,7 @@ def probabilities(model: torch.nn.Module, image: np.ndarray, size: int, mean, st
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()
     h, w = x.shape[-2:]
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    x = (x - torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255) / (torch.tensor(std, device=device).view(1, 3, 1, 1) * 255)
+    x = Normalize(mean, std, device)(x)
     logits = model(x)
     if tta == "flip":
         logits = (logits + model(x.flip(-1)).flip(-1)) / 2

@@ -104,9 +104,9 @@ class Run:
         arch = registry.get("architecture", config.architecture)
         enc = registry.get("encoder", config.encoder or arch.spec.default_encoder)
         data = registry.get("dataset", config.dataset)
-        loss_specs = [registry.get("loss", t.name).spec for t in parse_loss_spec(config.loss)]
-        routed = route_options(config.options, {"model": arch.spec, "encoder": enc.spec, "loss": loss_specs,
-                                                "dataset": data.spec})
+        losses = [registry.get("loss", t.name) for t in parse_loss_spec(config.loss)]
+        routed = route_options(config.options, {"model": arch.spec, "encoder": enc.spec,
+                                                "loss": [e.spec for e in losses], "dataset": data.spec})
         model_options = {**{f"model.{k}": v for k, v in routed["model"].items()},
                          **{f"encoder.{k}": v for k, v in routed["encoder"].items()}}
         self.model = create_model(arch.qualified, enc.qualified, registry=registry, **model_options)
@@ -136,8 +136,7 @@ class Run:
                         "keep_aspect": config.keep_aspect, "mean": list(config.mean), "std": list(config.std)},
             "plugins": {"architecture": _plugin_record(registry, arch.plugin),
                         "encoder": _plugin_record(registry, enc.plugin),
-                        "loss": [_plugin_record(registry, registry.get("loss", t.name).plugin)
-                                 for t in parse_loss_spec(config.loss)],
+                        "loss": [_plugin_record(registry, e.plugin) for e in losses],
                         "dataset": _plugin_record(registry, data.plugin)},
             "world_size": dist.world,
         }
@@ -196,13 +195,11 @@ class Run:
         if count == 0:
             return
         images = np.array(self.valid_split.images[:count])
-        batch = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float()
-        mean = torch.tensor(self.config.mean, device=self.device).view(1, 3, 1, 1) * 255
-        std = torch.tensor(self.config.std, device=self.device).view(1, 3, 1, 1) * 255
+        batch = self.valid_loader.normalize(torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float())
         was_training = self.plain.training
         self.plain.eval()
         with autocast(self.device, self.dtype):
-            preds = (self.plain((batch - mean) / std) > 0).float()[:, 0].cpu().numpy()
+            preds = (self.plain(batch) > 0).float()[:, 0].cpu().numpy()
         self.plain.train(was_training)
         sample_grid(images, np.asarray(self.valid_split.masks[:count]), preds, self.run_dir / "samples.png")
 
@@ -226,7 +223,9 @@ class Run:
                 logits = self.net(batch.images)
                 loss = self.loss_fn(logits, batch.masks, batch.valid)
             value = loss.item()
-            bad, = self._agree(not math.isfinite(value))
+            bad, stopping = self._agree(not math.isfinite(value), stop.requested)
+            if stopping:  # before this step is applied: the saved state stays at a step boundary
+                raise KeyboardInterrupt
             if bad:  # save nothing: this forward pass already moved the BatchNorm statistics
                 last = self.run_dir / "last.safetensors"
                 kept = f"the last good weights are in {last}" if last.is_file() else "no epoch had finished yet"
@@ -244,9 +243,6 @@ class Run:
                 bar(progress, value)
             if on_step is not None:
                 on_step(progress.epoch, progress.step, value)
-            stopping, = self._agree(stop.requested)
-            if stopping:
-                raise KeyboardInterrupt
 
     def finish_epoch(self, progress: Progress) -> dict[str, Any]:
         totals = torch.tensor([progress.loss_sum, float(progress.seen)], dtype=torch.float64, device=self.device)
