@@ -122,9 +122,9 @@ def retained_heap(enabled: bool = True):
     Each training step allocates and frees hundreds of MB of activations; glibc hands blocks that
     large back to the kernel (munmap) and the next step page-faults them in again, which costs a
     quarter of a CPU step here. Serving them from a heap that is never trimmed removes that cost;
-    the process keeps its peak memory until the block ends. ``ZOO_KEEP_MALLOC=1`` turns it off.
+    the process keeps its peak memory until the block ends. ``ZOO_NO_RETAINED_HEAP=1`` turns it off.
     """
-    libc = _libc() if enabled and os.environ.get("ZOO_KEEP_MALLOC", "") in ("", "0") else None
+    libc = _libc() if enabled and os.environ.get("ZOO_NO_RETAINED_HEAP", "") in ("", "0") else None
     if libc is None:
         yield False
         return
