@@ -256,3 +256,17 @@ def test_ctrl_c_saves_and_exits_130(tmp_path):
     resumed = run_zoo("train", "--resume", str(run), "--epochs", str(done + 1), "-q")
     assert resumed.returncode == 0, resumed.stderr
     assert [r["epoch"] for r in metrics(run)] == list(range(1, done + 2))
+
+
+def test_retained_heap_switch(monkeypatch):
+    import sys
+
+    from zoo.engine.device import retained_heap
+
+    with retained_heap() as active:
+        assert active is sys.platform.startswith("linux")
+    with retained_heap(enabled=False) as active:
+        assert active is False
+    monkeypatch.setenv("ZOO_NO_RETAINED_HEAP", "1")
+    with retained_heap() as active:
+        assert active is False
