@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.data.pipeline import IMAGENET_MEAN, IMAGENET_STD
 from zoo.errors import OptionError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -34,8 +35,8 @@ class RunConfig:
     image_size: int = 256
     keep_aspect: bool = False
     augment: str = "flip,affine,color"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet, as the report
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # as the report
+    std: tuple[float, float, float] = IMAGENET_STD
     device: str = "auto"
     amp: bool | None = None  # None: bf16/fp16 autocast on CUDA, off elsewhere
     channels_last: bool | None = None  # None: on for CUDA and CPU convnets

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from zoo.api import create_dataset, load_model, weights_path
-from zoo.data.pipeline import BatchLoader
+from zoo.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, BatchLoader
+from zoo.engine.config import RunConfig
 from zoo.engine.device import autocast, pick_device
 from zoo.metrics import SegmentationMeter
 from zoo.registry import Registry
@@ -39,6 +41,24 @@ def run_config(path: Path) -> dict[str, Any]:
     return json.loads(config_file.read_text()) if config_file.is_file() else {}
 
 
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a run fed images to its model; a bare weights file gets zoo's training defaults."""
+
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    keep_aspect: bool
+
+
+def run_preprocessing(saved: dict[str, Any], image_size: int | None = None) -> Preprocessing:
+    data, run = saved.get("dataset", {}), saved.get("run", {})
+    pick = lambda key, default: data.get(key, run.get(key, default))  # noqa: E731
+    return Preprocessing(image_size or pick("image_size", RunConfig.image_size),
+                         tuple(pick("mean", IMAGENET_MEAN)), tuple(pick("std", IMAGENET_STD)),
+                         pick("keep_aspect", RunConfig.keep_aspect))
+
+
 def evaluate(
     path: str | Path,
     *,
@@ -63,22 +83,20 @@ def evaluate(
     saved = run_config(path)
     run = saved.get("run", {})
     data = saved.get("dataset", {})
+    prep = run_preprocessing(saved, image_size)
     same_dataset = dataset is None or dataset == data.get("name")
     name = dataset or data.get("name") or "synthetic"
     ds_options = {**(data.get("options", {}) if same_dataset else {}), **(options or {})}
-    size = image_size or data.get("image_size") or run.get("image_size", 256)
     dev = pick_device(device)
     model = load_model(weights, registry=registry, map_location="cpu").to(dev)
     split_data = create_dataset(name, split, data_dir or (run.get("data_dir") if same_dataset else None),
-                                image_size=size, keep_aspect=data.get("keep_aspect", False),
+                                image_size=prep.image_size, keep_aspect=prep.keep_aspect,
                                 cache_dir=cache_dir or run.get("cache_dir"), registry=registry, **ds_options)
-    loader = BatchLoader(split_data.cached, batch_size, dev, train=False,
-                         mean=tuple(data.get("mean", run.get("mean", (0.485, 0.456, 0.406)))),
-                         std=tuple(data.get("std", run.get("std", (0.229, 0.224, 0.225)))))
+    loader = BatchLoader(split_data.cached, batch_size, dev, train=False, mean=prep.mean, std=prep.std)
     metrics = score(model, loader, threshold=threshold)
     result = {"weights": str(weights), "architecture": model.zoo_config["architecture"],
               "encoder": model.zoo_config["encoder"],
-              "dataset": name, "split": split, "image_size": size, "threshold": threshold, **metrics}
+              "dataset": name, "split": split, "image_size": prep.image_size, "threshold": threshold, **metrics}
     target = Path(output) if output else (weights.parent / f"eval-{split}.json")
     target.write_text(json.dumps(result, indent=2) + "\n")
     result["output"] = str(target)

@@ -13,7 +13,7 @@ from zoo.api import load_model, weights_path
 from zoo.data.pipeline import Normalize
 from zoo.data.source import IMAGE_SUFFIXES, SkipSample, decode_rgb
 from zoo.engine.device import pick_device
-from zoo.engine.evaluate import run_config
+from zoo.engine.evaluate import run_config, run_preprocessing
 from zoo.engine.plots import overlay
 from zoo.errors import DataError, UsageError
 from zoo.registry import Registry
@@ -36,14 +36,14 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 @torch.no_grad()
-def probabilities(model: torch.nn.Module, image: np.ndarray, size: int, mean, std, device: torch.device,
-                  tta: str = "none") -> np.ndarray:
+def probabilities(model: torch.nn.Module, image: np.ndarray, size: int, normalize: Normalize,
+                  device: torch.device, tta: str = "none") -> np.ndarray:
     """Foreground probability (H, W) at the image's own resolution: the model sees the image at
     ``size`` (as in training) and its logits are resized back bilinearly."""
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()
     h, w = x.shape[-2:]
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    x = Normalize(mean, std, device)(x)
+    x = normalize(x)
     logits = model(x)
     if tta == "flip":
         logits = (logits + model(x.flip(-1)).flip(-1)) / 2
@@ -64,11 +64,9 @@ def predict(
     if not 0 < threshold < 1:
         raise UsageError(f"--threshold {threshold}: must be between 0 and 1")
     weights = weights_path(path, which)
-    saved = run_config(Path(path))
-    data, run = saved.get("dataset", {}), saved.get("run", {})
-    size = image_size or data.get("image_size") or run.get("image_size") or 256
-    mean, std = data.get("mean", (0.485, 0.456, 0.406)), data.get("std", (0.229, 0.224, 0.225))
+    prep = run_preprocessing(run_config(Path(path)), image_size)
     dev = pick_device(device)
+    normalize = Normalize(prep.mean, prep.std, dev)
     model = load_model(weights, registry=registry).to(dev)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +76,7 @@ def predict(
             image = decode_rgb(file)
         except SkipSample as exc:
             raise DataError(str(exc)) from None
-        mask = (probabilities(model, image, size, mean, std, dev, tta) > threshold).astype(np.uint8)
+        mask = (probabilities(model, image, prep.image_size, normalize, dev, tta) > threshold).astype(np.uint8)
         mask_path, overlay_path = out / f"{file.stem}_mask.png", out / f"{file.stem}_overlay.png"
         Image.fromarray(mask * 255).save(mask_path)
         Image.fromarray(overlay(image, mask)).save(overlay_path)
