@@ -53,8 +53,17 @@ class Progress:
     loss_sum: float = 0.0
     seen: int = 0
     seconds: float = 0.0
-    best_dice: float = -1.0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    def best(self) -> dict[str, Any] | None:
+        return max(self.history, key=lambda row: row["valid_dice"], default=None)
+
+    def end_epoch(self, row: dict[str, Any]) -> bool:
+        """Record the finished epoch's row, start the next; True when the row is the best so far."""
+        best = self.best()
+        self.history.append(row)
+        self.epoch, self.step, self.loss_sum, self.seen, self.seconds = self.epoch + 1, 0, 0.0, 0, 0.0
+        return best is None or row["valid_dice"] > best["valid_dice"]
 
 
 class StopFlag:
@@ -214,7 +223,7 @@ class Run:
         dist.all_reduce(t)
         return [bool(v > 0) for v in t.tolist()]
 
-    def train_epoch(self, progress: Progress, stop: StopFlag, bar: Any,
+    def train_epoch(self, progress: Progress, stop: StopFlag, bar: Callable[[Progress, float], None],
                     on_step: Callable[[int, int, float], None] | None) -> None:
         self.net.train()
         started = time.perf_counter() - progress.seconds
@@ -239,8 +248,7 @@ class Run:
             progress.loss_sum += value * len(batch.indices)
             progress.seen += len(batch.indices)
             progress.seconds = time.perf_counter() - started
-            if bar is not None:
-                bar(progress, value)
+            bar(progress, value)
             if on_step is not None:
                 on_step(progress.epoch, progress.step, value)
 
@@ -322,13 +330,9 @@ def train(
         with stop.installed(), retained_heap(run.device.type == "cpu"):
             while progress.epoch < config.epochs:
                 with EpochBar(show, progress.epoch, config.epochs, len(run.train_loader)) as bar:
-                    run.train_epoch(progress, stop, bar.update if show else None, on_step)
+                    run.train_epoch(progress, stop, bar.update, on_step)
                 row = run.finish_epoch(progress)
-                improved = row["valid_dice"] > progress.best_dice
-                progress.best_dice = max(progress.best_dice, row["valid_dice"])
-                progress.history.append(row)
-                progress.epoch, progress.step, progress.loss_sum, progress.seen, progress.seconds = \
-                    progress.epoch + 1, 0, 0.0, 0, 0.0
+                improved = progress.end_epoch(row)
                 run.write_epoch(progress, row, improved)
                 if show:
                     EpochBar.summary(row, config.epochs)
@@ -346,5 +350,4 @@ def train(
                 if sys.exc_info()[0] is None:
                     tdist.barrier()  # rank 0 may still be writing files: leave together
                 tdist.destroy_process_group()
-    best = max(progress.history, key=lambda r: r["valid_dice"]) if progress.history else None
-    return TrainResult(run_dir, progress.history, best)
+    return TrainResult(run_dir, progress.history, progress.best())
