@@ -39,7 +39,7 @@ def test_plugins_json():
     losses = next(r for r in rows if r["name"] == "losses")
     assert losses == {"name": "losses", "module": "zoo_plugins.losses", "distribution": "zoo",
                       "version": losses["version"], "builtin": True, "hooks": ["zoo_register_losses"],
-                      "status": "ok", "error": None}
+                      "status": "ok", "error": None, "warning": None}
 
 
 def test_info_shows_parameter_count_and_options():
@@ -79,7 +79,7 @@ def test_version():
      "zoo: error: bad loss spec '0.3*bce+*dice': expected a loss name at column 9 ('*dice')"),
     (["train", "unet", "--loss", "dcie"], 2, "zoo: error: unknown loss 'dcie'; did you mean dice"),
     (["train", "unet", "-o", "colour=red"], 2, "zoo: error: unknown option 'colour'; valid: "),
-    (["train", "unet", "--optimizer", "lion"], 2, "zoo: error: --optimizer 'lion': choose one of sgd, adam, adamw"),
+    (["train", "unet", "--optimizer", "lion"], 2, "zoo: error: --optimizer lion: optimizer must be one of sgd, adam, adamw"),
     (["eval", "/nonexistent/run"], 1, "zoo: error: /nonexistent/run: no such weights file"),
 ])
 def test_errors_are_one_line_without_traceback(args, code, message):

@@ -208,7 +208,7 @@ def test_synthetic_is_deterministic_and_exact():
     masks = np.asarray(a.cached.masks)
     assert 0.02 < masks.mean() < 0.6
     assert not np.array_equal(render(0, 0, 3, 48, "medium").image, render(1, 0, 3, 48, "medium").image)
-    with pytest.raises(OptionError, match="choose one of easy, medium, hard"):
+    with pytest.raises(OptionError, match="difficulty must be one of easy, medium, hard"):
         make("synthetic", "train", difficulty="extreme")
 
 

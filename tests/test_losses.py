@@ -196,7 +196,7 @@ def test_extreme_logits_and_bf16(name):
     ("focal(gamma=2,gamma=3)", "'gamma' given twice"),
     ("bce$", "unexpected character at column 4"),
     ("focal(gama=3)", "focal' has no option 'gama' (valid: alpha, gamma)"),
-    ("focal(gamma=x)", "option gamma='x': expected a number"),
+    ("focal(gamma=x)", "-o gamma=x: gamma must be a non-negative finite number"),
 ])
 def test_malformed_specs(spec, message):
     with pytest.raises(LossSpecError) as err:

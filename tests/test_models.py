@@ -141,5 +141,5 @@ def test_timm_checkpoint_weights(tmp_path):
 def test_bad_options_name_the_valid_ones():
     with pytest.raises(OptionError, match="unknown option 'width'; valid: base_channels, classes, depth"):
         zoo.create_model("unet", width=3)
-    with pytest.raises(OptionError, match="expected an integer"):
+    with pytest.raises(OptionError, match="base_channels must be an integer in"):
         zoo.create_model("unet", base_channels="wide")

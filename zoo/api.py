@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.atomic import read_json, save_atomic
 from zoo.errors import WeightsError
 from zoo.layers import count_parameters
 from zoo.options import route_options
@@ -35,8 +36,14 @@ def create_model(
         "architecture": arch.name, "architecture_plugin": arch.plugin,
         "encoder": enc.name, "encoder_plugin": enc.plugin,
         "options": {**model_options, **{f"encoder.{k}": v for k, v in enc_options.items() if k != "weights"}},
+        "plugins": {e.plugin: _provenance(registry, e.plugin) for e in (arch, enc)},
     }
     return model
+
+
+def _provenance(registry: Registry, plugin: str) -> dict[str, str]:
+    info = registry.plugin_info(plugin)
+    return {"distribution": info.distribution if info else "", "version": info.version if info else ""}
 
 
 def model_from_config(config: dict[str, Any], registry: Registry | None = None) -> nn.Module:
@@ -47,8 +54,10 @@ def model_from_config(config: dict[str, Any], registry: Registry | None = None) 
     except (KeyError, TypeError):
         raise WeightsError("model config lacks architecture/encoder/options") from None
     qualify = lambda name, plugin: f"{plugin}:{name}" if plugin else name  # noqa: E731
-    return create_model(qualify(arch, config.get("architecture_plugin")),
-                        qualify(enc, config.get("encoder_plugin")), registry=registry, **options)
+    provenance = config.get("plugins") or {}
+    arch_entry = registry.require("architecture", qualify(arch, config.get("architecture_plugin")), provenance)
+    enc_entry = registry.require("encoder", qualify(enc, config.get("encoder_plugin")), provenance)
+    return create_model(arch_entry.qualified, enc_entry.qualified, registry=registry, **options)
 
 
 def create_loss(spec: str | None = None, *, registry: Registry | None = None) -> nn.Module:
@@ -104,10 +113,18 @@ def save_model(model: nn.Module, path: str | Path, **metadata: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     header = {"zoo": json.dumps(config), **{k: json.dumps(v, default=str) for k, v in metadata.items()}}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=header)
-    tmp.replace(path)  # a crash mid-write never leaves a truncated weights file behind
-    return path
+    return save_atomic(path, lambda tmp: save_file(state, str(tmp), metadata=header))
+
+
+def model_header(path: str | Path) -> dict[str, str]:
+    """The string metadata of a weights file's header; {} when the file is missing or unreadable."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return {}
 
 
 def weights_path(path: str | Path, which: str = "model") -> Path:
@@ -129,11 +146,14 @@ def read_model_config(path: Path) -> dict[str, Any]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({' '.join(str(exc).split())})") from None
     if "zoo" in meta:
-        return json.loads(meta["zoo"])
+        try:
+            return json.loads(meta["zoo"])
+        except json.JSONDecodeError:
+            raise WeightsError(f"{path}: the zoo config in its header is not valid JSON") from None
     sidecar = path.parent / "config.json"
     if sidecar.is_file():
-        config = json.loads(sidecar.read_text())
-        return config.get("model", config)
+        config = read_json(sidecar, "run config")
+        return config.get("model", config) if isinstance(config, dict) else {}
     raise WeightsError(f"{path}: no zoo config in its header and no config.json beside it")
 
 

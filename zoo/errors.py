@@ -25,7 +25,9 @@ class UnknownNameError(UsageError):
         elif len(choices) <= 12:
             tail = f"choose one of: {', '.join(choices)}" if choices else "none is registered"
         else:
-            tail = f"see `zoo list-{kind}s`"
+            from zoo.kinds import KINDS
+
+            tail = f"see `zoo {KINDS[kind].command}`" if kind in KINDS else f"{len(choices)} to choose from"
         super().__init__(f"unknown {kind} {name!r}; {tail}{hint}")
         self.kind, self.name, self.close = kind, name, close
 
@@ -46,6 +48,14 @@ class PluginError(ZooError):
     pass
 
 
+class MissingPluginError(ZooError):
+    """A run or weights file names a plugin that is not installed here."""
+
+    def __init__(self, message: str, plugin: str) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+
+
 class DataError(ZooError):
     pass
 
@@ -58,7 +68,11 @@ class TrainingError(ZooError):
     pass
 
 
+class RunLockedError(ZooError):
+    """Another live process owns the run directory."""
+
+
 class Interrupted(ZooError):
-    """Ctrl-C during training, after the resume checkpoint was written."""
+    """Ctrl-C or SIGTERM during training; the message says what was saved and how to go on."""
 
     exit_code = 130

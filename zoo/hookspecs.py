@@ -26,12 +26,3 @@ def zoo_register_losses() -> list:
 @hookspec
 def zoo_register_datasets() -> list:
     """Return a list of :class:`zoo.specs.DatasetSpec`."""
-
-
-# Hook name per kind of spec, in the order `zoo plugins` shows them.
-HOOKS = {
-    "architecture": "zoo_register_architectures",
-    "encoder": "zoo_register_encoders",
-    "loss": "zoo_register_losses",
-    "dataset": "zoo_register_datasets",
-}

@@ -6,6 +6,8 @@ Every loss takes logits ``(N, 1, H, W)``, float targets in {0, 1} of the same sh
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -63,12 +65,14 @@ class WeightedSum(nn.Module):
         return self.spec
 
 
-def resolve_loss_terms(spec: str, registry: Registry, overrides: dict[str, str] | None = None) -> list[Term]:
+def resolve_loss_terms(spec: str, registry: Registry, overrides: dict[str, str] | None = None,
+                       provenance: dict | None = None) -> list[Term]:
     """Parse ``spec`` and check every name and option against the registry. ``overrides`` (from
-    ``-o``) apply to each term whose loss declares the key. Returns terms with canonical names."""
+    ``-o``) apply to each term whose loss declares the key. Returns terms with canonical names:
+    bare where the name is unique, ``plugin:name`` otherwise."""
     terms = []
     for term in parse_loss_spec(spec):
-        entry = registry.get("loss", term.name)
+        entry = registry.require("loss", term.name, provenance)
         kwargs = dict(term.kwargs)
         for key, value in (overrides or {}).items():
             if entry.spec.option(key) is not None:
@@ -78,9 +82,13 @@ def resolve_loss_terms(spec: str, registry: Registry, overrides: dict[str, str] 
         except OptionError as exc:
             raise LossSpecError(f"in loss spec {spec!r}: {exc}") from None
         unique = sum(e.name == entry.name for e in registry.entries("loss")) == 1
-        name = entry.name if unique else entry.qualified
-        terms.append(Term(term.weight, name, kwargs))
+        terms.append(Term(term.weight, entry.name if unique else entry.qualified, kwargs))
     return terms
+
+
+def qualified_terms(terms: list[Term], registry: Registry) -> list[Term]:
+    """The same terms with every name as ``plugin:name``, as a run records them for resume."""
+    return [replace(t, name=registry.get("loss", t.name).qualified) for t in terms]
 
 
 def build_loss(spec: str, registry: Registry, overrides: dict[str, str] | None = None) -> nn.Module:

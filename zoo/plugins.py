@@ -34,13 +34,18 @@ class PluginInfo:
     hooks: tuple[str, ...] = ()
     error: str | None = None
 
+    warning: str | None = None
+
     @property
     def status(self) -> str:
-        return "error" if self.error else "ok"
+        return "error" if self.error else "warning" if self.warning else "ok"
 
     def failed(self, error: BaseException | str) -> "PluginInfo":
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         return replace(self, error=" ".join(text.split()))  # one line, whatever the exception said
+
+    def warned(self, text: str) -> "PluginInfo":
+        return replace(self, warning=" ".join(text.split()))
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from dataclasses import dataclass, replace
@@ -9,10 +10,10 @@ from typing import Any, Iterable
 
 import pluggy
 
-from zoo.errors import AmbiguousNameError, PluginError, UnknownNameError
-from zoo.hookspecs import HOOKS
+from zoo.errors import AmbiguousNameError, MissingPluginError, PluginError, UnknownNameError
 from zoo.plugins import PluginInfo, make_plugin_manager, read_registry_config
-from zoo.specs import KINDS, EncoderFamilySpec, Spec
+from zoo.kinds import BY_PLURAL, KINDS
+from zoo.specs import EncoderFamilySpec, Spec
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,41 @@ def natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def _accepted(kind: str) -> tuple[type, ...]:
-    return (KINDS[kind], EncoderFamilySpec) if kind == "encoder" else (KINDS[kind],)
+def _unknown_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
+    """Per plugin, hooks it implements that zoo does not define (a misspelling such as
+    ``zoo_register_loss``), and ``zoo_*`` functions not marked ``@zoo.hookimpl``."""
+    known = {kind.hook for kind in KINDS.values()}
+    found: dict[str, list[str]] = {}
+    for name in dir(pm.hook):
+        caller = getattr(pm.hook, name)
+        if name.startswith("zoo_") and getattr(caller, "spec", None) is None and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            for impl in caller.get_hookimpls():
+                found.setdefault(impl.plugin_name, []).append(f"unknown hook {name}{hint}")
+    for plugin in pm.get_plugins():
+        implemented = {impl.function.__name__ for h in known for impl in getattr(pm.hook, h).get_hookimpls()
+                       if impl.plugin is plugin}
+        for attr in dir(plugin):
+            if attr in known and attr not in implemented and callable(getattr(plugin, attr, None)):
+                found.setdefault(pm.get_name(plugin), []).append(f"{attr} is not marked @zoo.hookimpl")
+    return found
+
+
+def _check_specs(hook: str, kind: str, specs: Any) -> list[Spec]:
+    if not isinstance(specs, (list, tuple)):
+        raise PluginError(f"{hook} returned {type(specs).__name__}, expected a list of specs")
+    accepted = KINDS[kind].specs
+    for spec in specs:
+        if not isinstance(spec, accepted):
+            what = f"{type(spec).__name__} {spec.name!r}" if isinstance(spec, Spec) else f"a {type(spec).__name__}"
+            raise PluginError(f"{hook} returned {what}, expected {' or '.join(c.__name__ for c in accepted)}")
+    return list(specs)
 
 
 def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> tuple[list[Entry], list[PluginInfo]]:
-    """Call every plugin's hooks one plugin at a time, so one that raises is dropped alone."""
+    """Call every plugin's hooks one plugin at a time, so one that raises is dropped alone. A
+    built-in plugin that raises is a bug in zoo: that raises."""
     by_name = {info.name: info for info in infos}
     for plugin in pm.get_plugins():  # registered in-process (tests, embedding apps)
         name = pm.get_name(plugin)
@@ -54,27 +84,30 @@ def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> tuple[list[En
     entries: dict[str, list[Entry]] = {}
     hooks: dict[str, list[str]] = {}
     failed: dict[str, str] = {}
-    for kind, hook_name in HOOKS.items():
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+    for kind in KINDS.values():
+        for impl in getattr(pm.hook, kind.hook).get_hookimpls():
             plugin = impl.plugin_name
-            hooks.setdefault(plugin, []).append(hook_name)
+            hooks.setdefault(plugin, []).append(kind.hook)
             if plugin in failed:
                 continue
             try:
-                specs = impl.function()
-                if not isinstance(specs, (list, tuple)):
-                    raise PluginError(f"{hook_name} returned {type(specs).__name__}, expected a list of specs")
-                for spec in specs:
-                    if not isinstance(spec, _accepted(kind)):
-                        raise PluginError(f"{hook_name} returned {spec!r}, expected {KINDS[kind].__name__}")
-                entries.setdefault(plugin, []).extend(Entry(kind, s.name, plugin, s) for s in specs)
+                specs = _check_specs(kind.hook, kind.name, impl.function())
             except Exception as exc:  # a plugin's bug: report it in `zoo plugins`, keep the rest
-                failed[plugin] = f"{hook_name}: {type(exc).__name__}: {exc}"
+                if plugin in by_name and by_name[plugin].builtin:
+                    raise PluginError(f"built-in plugin {plugin!r} failed in {kind.hook}: {exc}") from exc
+                failed[plugin] = f"{kind.hook}: {type(exc).__name__}: {exc}"
+                continue
+            entries.setdefault(plugin, []).extend(Entry(kind.name, s.name, plugin, s) for s in specs)
+    warnings = _unknown_hooks(pm)
     result = [e for plugin, es in entries.items() if plugin not in failed for e in es]
     infos_out = []
     for name, info in by_name.items():
         info = replace(info, hooks=tuple(hooks.get(name, ())))
-        infos_out.append(info.failed(failed[name]) if name in failed else info)
+        if name in failed:
+            info = info.failed(failed[name])
+        elif name in warnings:
+            info = info.warned("; ".join(warnings[name]))
+        infos_out.append(info)
     return result, infos_out
 
 
@@ -92,11 +125,10 @@ class Registry:
         for entry in entries:
             self._entries[entry.kind].append(entry)
         self.plugins = list(plugins)
-        plural = {"architectures": "architecture", "encoders": "encoder", "losses": "loss", "datasets": "dataset"}
-        unknown = set(aliases or {}) - set(plural)
+        unknown = set(aliases or {}) - set(BY_PLURAL)
         if unknown:
-            raise PluginError(f"registry.toml: unknown alias table {sorted(unknown)[0]!r} (use {', '.join(plural)})")
-        self._aliases = {plural[kind]: dict(table) for kind, table in (aliases or {}).items()}
+            raise PluginError(f"registry.toml: unknown alias table {sorted(unknown)[0]!r} (use {', '.join(BY_PLURAL)})")
+        self._aliases = {BY_PLURAL[plural].name: dict(table) for plural, table in (aliases or {}).items()}
         self.defaults = dict(defaults or {})
 
     # ---- listing -----------------------------------------------------------------------------
@@ -137,12 +169,30 @@ class Registry:
         for family in self.families(kind):
             if plugin in ("", family.plugin) and base in family.spec.members():
                 return replace(family, name=base, member=base)
+        if plugin and self.plugin_info(plugin) is None:
+            raise MissingPluginError(f"{kind} {name!r}: plugin {plugin!r} is not installed (see `zoo plugins`)",
+                                     plugin)
         hint = ""
         if self.families(kind):
             fams = ", ".join(f.plugin for f in self.families(kind))
-            hint = f" (nor a member of {fams}: `zoo list-{kind}s --all`)"
+            hint = f" (nor a member of {fams}: `zoo {KINDS[kind].command} --all`)"
         choices = [e.name for e in self.entries(kind)] + list(self._aliases.get(kind, {}))
         raise UnknownNameError(kind, name, choices, hint)
+
+    def require(self, kind: str, name: str, provenance: dict[str, Any] | None = None) -> Entry:
+        """:meth:`get` for a name a run or weights file recorded: a plugin that is not installed is
+        named with the distribution and version ``provenance`` says provided it."""
+        try:
+            return self.get(kind, name)
+        except MissingPluginError as exc:
+            record = (provenance or {}).get(exc.plugin) or {}
+            dist, version = record.get("distribution"), record.get("version")
+            if not dist:
+                raise
+            pin = f"{dist}=={version}" if version else dist
+            raise MissingPluginError(f"{kind} {name!r} comes from plugin {exc.plugin!r} ({dist} {version} when it was "
+                                     f"saved), which is not installed here; install it: pip install '{pin}'",
+                                     exc.plugin) from None
 
     def find(self, name: str) -> list[Entry]:
         """Every kind's entry for ``name``, for `zoo info` (a name may be, say, a model and an encoder)."""

@@ -7,6 +7,7 @@ that builds its thing through a lazy ``"module:attribute"`` reference.
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -34,13 +35,21 @@ def resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class Option:
-    """One keyword a factory accepts, with its default; the type is the default's unless given."""
+    """One keyword a factory accepts, with its default; the type is the default's unless given.
+
+    Numbers may declare bounds (``minimum``/``maximum``, inclusive unless ``exclusive_minimum``);
+    floats must always be finite. Tuples of integers apply the bounds to every element.
+    """
 
     name: str
     default: Any
     help: str = ""
     type: type | None = None
     choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    flag: str | None = None  # how the user names it when it is not an `-o` option (`--lr`)
 
     @property
     def value_type(self) -> type | None:
@@ -52,7 +61,7 @@ class Option:
         """Turn a command-line string into a value of the option's type."""
         text = raw.strip()
         if text.lower() in {"none", "null"} and (self.default is None or self.type is not None):
-            return self.check(None)
+            return self.check(None, raw)
         kind = self.value_type
         try:
             if kind is bool:
@@ -71,32 +80,76 @@ class Option:
             else:
                 value = kind(text)
         except ValueError:
-            raise OptionError(f"option {self.name}={raw!r}: expected {_type_name(kind)}") from None
-        return self.check(value)
+            raise self.error(raw, f"must be {self.describe()}") from None
+        return self.check(value, raw)
 
-    def check(self, value: Any) -> Any:
-        """Validate a Python value (from the API, a TOML file or :meth:`parse`)."""
+    def check(self, value: Any, raw: str | None = None) -> Any:
+        """Validate a Python value (from the API, a TOML file or :meth:`parse`); ``raw`` is what the user typed."""
+        shown = value if raw is None else raw
         kind = self.value_type
         if value is None:
             if self.default is None:
                 return None
-            raise OptionError(f"option {self.name}: None is not allowed (default {self.default!r})")
+            raise self.error(shown, f"must be {self.describe()}, not None")
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if kind is tuple and isinstance(value, list):
             value = tuple(value)
         if kind is not None and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise OptionError(f"option {self.name}={value!r}: expected {_type_name(kind)}")
+            raise self.error(shown, f"must be {self.describe()}")
         if self.choices is not None and value not in self.choices:
-            allowed = ", ".join(map(str, self.choices))
-            raise OptionError(f"option {self.name}={value!r}: choose one of {allowed}")
+            raise self.error(shown, f"must be one of {', '.join(map(str, self.choices))}")
+        if kind in (int, float) and not self._in_range(value) or kind is tuple and not all(
+                isinstance(v, int) and self._in_range(v) for v in value):
+            raise self.error(shown, f"must be {self.describe()}")
         return value
+
+    def _in_range(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.minimum is not None and (value < self.minimum or self.exclusive_minimum and value == self.minimum):
+            return False
+        return self.maximum is None or value <= self.maximum
+
+    def describe(self) -> str:
+        """What a valid value is, for messages: 'a positive integer', 'a number in [0, 1]'."""
+        kind = self.value_type
+        if kind not in (int, float, tuple):
+            return _type_name(kind)
+        noun = {int: "integer", float: "finite number", tuple: "comma-separated integers"}[kind]
+        low, high, strict = self.minimum, self.maximum, self.exclusive_minimum
+        if low == 0 and high is None:
+            text = f"a positive {noun}" if strict else f"a non-negative {noun}"
+        elif low == 1 and high is None and kind is int:
+            text = f"a positive {noun}"
+        elif low is not None and high is not None:
+            text = f"a{'n' if noun[0] == 'i' else ''} {noun} in {'(' if strict else '['}{_num(low)}, {_num(high)}]"
+        elif low is not None:
+            text = f"a{'n' if noun[0] == 'i' else ''} {noun} {'>' if strict else '>='} {_num(low)}"
+        elif high is not None:
+            text = f"a{'n' if noun[0] == 'i' else ''} {noun} <= {_num(high)}"
+        else:
+            text = _type_name(kind)
+        if kind is tuple and text.startswith("a "):
+            text = "comma-separated integers, each " + text.removeprefix("a ").replace(noun, "")
+            text = " ".join(text.split())
+        return text
+
+    def error(self, shown: Any, what: str) -> OptionError:
+        if self.flag:
+            given = f"{self.flag} {shown}"
+        else:
+            given = f"-o {self.name}={shown}" if isinstance(shown, str) else f"{self.name}={shown!r}"
+        return OptionError(f"{given}: {self.name} {what}")
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _type_name(kind: type | None) -> str:
-    return {bool: "true/false", int: "an integer", float: "a number", tuple: "comma-separated integers"}.get(
-        kind, "a string" if kind in (str, None) else kind.__name__
-    )
+    return {bool: "true or false", int: "an integer", float: "a finite number",
+            tuple: "comma-separated integers"}.get(kind, "a string" if kind in (str, None) else kind.__name__)
 
 
 @dataclass(frozen=True)
@@ -214,11 +267,3 @@ class DatasetSpec(Spec):
     splits: tuple[str, ...] = ("train", "valid", "test")
     needs_data_dir: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-KINDS: dict[str, type[Spec]] = {
-    "architecture": ArchitectureSpec,
-    "encoder": EncoderSpec,
-    "loss": LossSpec,
-    "dataset": DatasetSpec,
-}

@@ -46,26 +46,58 @@ runs.register(app)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    print(f"zoo: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    label = "note" if category.__name__ == "RunNotice" else "warning"
+    print(f"zoo: {label}: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+# typer bundles its own click; its usage-error class is reached through typer's public BadParameter
+_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"zoo: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _usage_message(exc: Exception) -> str:
+    """click's message as one line, plus where to look: ``see 'zoo train --help'``."""
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "zoo"
+    return f"{text[:1].lower()}{text[1:]}; see '{path} --help'"
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the CLI. Errors are mapped to one line on stderr here, and only here: usage errors exit
+    2, zoo's own and the environment's (a full disk, a read-only folder) exit 1, Ctrl-C 130."""
     debug = os.environ.get("ZOO_DEBUG", "") not in {"", "0"}
+    previous = warnings.showwarning
     if not debug:
         warnings.showwarning = _one_line_warning
     try:
-        app(args=argv, prog_name="zoo")
+        command = typer.main.get_command(app)
+        code = command.main(args=argv, prog_name="zoo", standalone_mode=False)
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
+    except _ClickUsageError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(_usage_message(exc), 2)
     except ZooError as exc:
         if debug:
             traceback.print_exc()
-        print(f"zoo: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
+        _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except OSError as exc:  # the environment: name the path and the OS's reason
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", 1)
     except Exception as exc:  # a bug in zoo or a plugin: still one line unless debugging
         if debug:
             raise
-        print(f"zoo: internal error: {type(exc).__name__}: {exc} (set ZOO_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        raise SystemExit(1) from None
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set ZOO_DEBUG=1 for the traceback)", 1)
+    finally:
+        warnings.showwarning = previous

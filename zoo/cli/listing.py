@@ -8,10 +8,10 @@ import typer
 
 from zoo.cli._common import JsonFlag, Overrides, Pattern, parse_overrides, print_json, stdout_console
 from zoo import registry_or_default
+from zoo.kinds import KINDS
 from zoo.registry import Entry, Registry
 from zoo.specs import ArchitectureSpec, EncoderFamilySpec, EncoderSpec
 
-PLURAL = {"architecture": "architectures", "encoder": "encoders", "loss": "losses", "dataset": "datasets"}
 
 
 def _entry_json(entry: Entry) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def _show(kind: str, pattern: str | None, as_json: bool, expand: bool = False) -
         return
     from rich.table import Table
 
-    table = Table(title=PLURAL[kind] + (f" matching {pattern!r}" if pattern else ""), title_justify="left")
+    table = Table(title=KINDS[kind].plural + (f" matching {pattern!r}" if pattern else ""), title_justify="left")
     for column in ("name", "plugin", "summary", "tags"):
         table.add_column(column, overflow="fold")
     for e in entries:
@@ -38,7 +38,7 @@ def _show(kind: str, pattern: str | None, as_json: bool, expand: bool = False) -
     if not expand:
         for fam in registry.families(kind):
             console.print(f"+ {fam.plugin}: {fam.spec.summary}; list them with --all "
-                          f"(e.g. `zoo list-{kind}s 'convnext*' --all`)")
+                          f"(e.g. `zoo {KINDS[kind].command} 'convnext*' --all`)")
 
 
 def list_models(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
@@ -67,10 +67,11 @@ def list_datasets(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
 
 
 def plugins(as_json: JsonFlag = False) -> None:
-    """List every plugin: name, version, distribution, hooks and status (with its error)."""
+    """List every plugin: name, version, distribution, hooks and status (errors on their own lines)."""
     infos = registry_or_default().plugins
     rows = [{"name": p.name, "module": p.module, "distribution": p.distribution, "version": p.version,
-             "builtin": p.builtin, "hooks": list(p.hooks), "status": p.status, "error": p.error} for p in infos]
+             "builtin": p.builtin, "hooks": list(p.hooks), "status": p.status, "error": p.error,
+             "warning": p.warning} for p in infos]
     if as_json:
         print_json(rows)
         return
@@ -80,10 +81,12 @@ def plugins(as_json: JsonFlag = False) -> None:
     for column in ("name", "distribution", "version", "hooks", "status"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        status = r["status"] if not r["error"] else f"error: {r['error']}"
         table.add_row(r["name"], r["distribution"] or "-", r["version"] or "-",
-                      ", ".join(h.removeprefix("zoo_register_") for h in r["hooks"]), status)
+                      ", ".join(h.removeprefix("zoo_register_") for h in r["hooks"]), r["status"])
     stdout_console().print(table)
+    for r in rows:  # plain lines: a long message stays one line instead of wrapping inside a cell
+        if r["error"] or r["warning"]:
+            print(f"{r['name']}: {r['status']}: {r['error'] or r['warning']}")
 
 
 def _format_count(n: int) -> str:

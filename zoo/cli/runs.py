@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from zoo.cli._common import JsonFlag, Overrides, parse_overrides, print_json, stdout_console
+from zoo.errors import ZooError
 
 Weights = Annotated[str, typer.Argument(help="Run directory or .safetensors file.")]
 Which = Annotated[str, typer.Option("--weights", help="In a run directory: model (best) or last.")]
@@ -51,7 +52,7 @@ def eval_(
 
 def predict(
     path: Weights,
-    inputs: Annotated[list[str], typer.Argument(help="Image files or folders.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files or folders (searched recursively).")],
     out: Annotated[str, typer.Option(help="Output folder.")] = "predictions",
     threshold: Annotated[float, typer.Option(help="Probability threshold.")] = 0.5,
     tta: Annotated[str, typer.Option(help="Test-time augmentation: none or flip.")] = "none",
@@ -60,16 +61,21 @@ def predict(
     device: Device = "auto",
     as_json: JsonFlag = False,
 ) -> None:
-    """Write a mask PNG (at the input's resolution) and an overlay PNG per input image."""
+    """Write NAME.mask.png (at the input's resolution) and NAME.overlay.png per input image, mirroring
+    folders. Files that cannot be read are listed at the end (exit 1); the others are all predicted."""
     from zoo.engine.predict import predict as run_predict
 
-    written = run_predict(path, inputs, out, threshold=threshold, tta=tta, which=which,
-                          image_size=image_size, device=device)
+    result = run_predict(path, inputs, out, threshold=threshold, tta=tta, which=which,
+                         image_size=image_size, device=device)
     if as_json:
-        print_json(written)
-        return
-    for item in written:
-        print(f"{item['input']} -> {item['mask']}, {item['overlay']} (foreground {item['foreground']:.1%})")
+        print_json({"written": result.written, "failed": result.failed})
+    else:
+        for item in result.written:
+            print(f"{item['input']} -> {item['mask']}, {item['overlay']} (foreground {item['foreground']:.1%})")
+    if result.failed:
+        names = ", ".join(f"{f['input']} ({f['reason']})" for f in result.failed)
+        raise ZooError(f"{len(result.failed)} of {len(result.failed) + len(result.written)} inputs could not be "
+                       f"predicted: {names}")
 
 
 def export(

@@ -61,8 +61,15 @@ def resize_sample(sample: Sample, size: int, keep_aspect: bool) -> tuple[np.ndar
     return image, mask, valid
 
 
-def cache_key(dataset: str, split: str, options: dict[str, Any], size: int, keep_aspect: bool, fingerprint: str) -> str:
-    blob = json.dumps([FORMAT_VERSION, dataset, split, options, size, keep_aspect, fingerprint], sort_keys=True, default=str)
+def cache_identity(dataset: str, split: str, options: dict[str, Any], size: int, keep_aspect: bool,
+                   data_dir: str | None) -> list[Any]:
+    """Everything a cache depends on except the files' fingerprint: a cache with the same identity
+    and another fingerprint is stale (its files changed); any other is a different cache."""
+    return [FORMAT_VERSION, dataset, split, options, size, keep_aspect, data_dir]
+
+
+def cache_key(identity: list[Any], fingerprint: str) -> str:
+    blob = json.dumps([*identity, fingerprint], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -72,21 +79,73 @@ def _open(folder: Path) -> CachedSplit:
     return CachedSplit(load("images"), load("masks"), load("valid") if meta["has_valid"] else None, meta["names"], folder)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_dead_builds(root: Path) -> None:
+    """Temporary folders of builds whose process died (SIGKILL leaves them behind)."""
+    for tmp in root.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_space(folder: Path, need: int, what: str) -> None:
+    """Refuse a cache that would not fit on its disk, before a byte is written (no sparse files)."""
+    from zoo.engine.config import human_bytes
+
+    free = shutil.disk_usage(folder).free
+    if need > free * 0.95:
+        raise DataError(f"{what}: the cache would take {human_bytes(need)} but {folder} has {human_bytes(free)} "
+                        "free; lower --image-size or set ZOO_CACHE_DIR to a larger disk")
+
+
 def build_or_open(
     source: SampleSource, dataset: str, split: str, options: dict[str, Any], size: int, keep_aspect: bool,
-    cache_dir: Path | None = None, workers: int | None = None,
+    cache_dir: Path | None = None, workers: int | None = None, data_dir: str | None = None,
 ) -> CachedSplit:
     root = (cache_dir or default_cache_dir()) / dataset
-    key = cache_key(dataset, split, options, size, keep_aspect, source.fingerprint())
+    identity = cache_identity(dataset, split, options, size, keep_aspect, data_dir)
+    key = cache_key(identity, source.fingerprint())
     folder = root / f"{split}-{key}"
     if (folder / "meta.json").is_file():
         return _open(folder)
     root.mkdir(parents=True, exist_ok=True)
+    _remove_dead_builds(root)
+    has_valid = source.has_valid or keep_aspect
+    n = len(source)
+    check_space(root, n * size * size * (5 if has_valid else 4), f"{dataset} {split} at --image-size {size}")
     tmp = root / f".{split}-{key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    has_valid = source.has_valid or keep_aspect
-    n = len(source)
+    try:
+        _build(source, tmp, n, size, keep_aspect, has_valid, workers, dataset, split)
+        meta = json.loads((tmp / "meta.json").read_text())
+        meta["identity"] = identity
+        (tmp / "meta.json").write_text(json.dumps(meta, default=str))
+        for stale in root.glob(f"{split}-*"):  # this very cache built from files that changed since
+            if stale.is_dir() and stale.name != folder.name and (stale / "meta.json").is_file():
+                if json.loads((stale / "meta.json").read_text()).get("identity") == json.loads(json.dumps(identity, default=str)):
+                    shutil.rmtree(stale, ignore_errors=True)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process built it at the same time
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:  # a failure, a full disk or Ctrl-C: leave nothing behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _open(folder)
+
+
+def _build(source: SampleSource, tmp: Path, n: int, size: int, keep_aspect: bool, has_valid: bool,
+           workers: int | None, dataset: str, split: str) -> None:
     images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, size, size, 3))
     masks = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, size, size))
     valid = np.lib.format.open_memmap(tmp / "valid.npy", "w+", np.uint8, (n, size, size)) if has_valid else None
@@ -105,9 +164,8 @@ def build_or_open(
         problems = list(pool.map(work, range(n)))
     kept = [i for i, p in enumerate(problems) if p is None]
     for problem in filter(None, problems):
-        warnings.warn(f"{problem}; skipped", DataWarning, stacklevel=2)
+        warnings.warn(f"{problem}; skipped", DataWarning, stacklevel=3)
     if not kept:
-        shutil.rmtree(tmp)
         raise DataError(f"{dataset} {split}: no readable samples")
     arrays = {"images": images, "masks": masks, **({"valid": valid} if valid is not None else {})}
     for name, arr in arrays.items():
@@ -116,15 +174,6 @@ def build_or_open(
             np.save(tmp / f"{name}.compact.npy", arr[kept])
             os.replace(tmp / f"{name}.compact.npy", tmp / f"{name}.npy")
     del images, masks, valid, arrays
-    meta = {"dataset": dataset, "split": split, "options": options, "size": size, "keep_aspect": keep_aspect,
+    meta = {"dataset": dataset, "split": split, "size": size, "keep_aspect": keep_aspect,
             "names": [source.names[i] for i in kept], "skipped": [p for p in problems if p], "has_valid": has_valid}
     (tmp / "meta.json").write_text(json.dumps(meta, default=str))
-    for stale in root.glob(f"{split}-*"):  # earlier caches of this split whose inputs changed
-        if stale.is_dir() and stale.name != folder.name and (stale / "meta.json").is_file():
-            if json.loads((stale / "meta.json").read_text()).get("options") == meta["options"]:
-                shutil.rmtree(stale, ignore_errors=True)
-    try:
-        tmp.rename(folder)
-    except OSError:  # another process built it at the same time
-        shutil.rmtree(tmp, ignore_errors=True)
-    return _open(folder)

@@ -51,5 +51,6 @@ def open_dataset(entry: Entry, split: str, data_dir: str | Path | None, *, image
         raise DataError(f"{entry.name} {split}: the split is empty")
     cache_options = {k: v for k, v in resolved.items() if k != "download"}
     cached = build_or_open(source, entry.name, split, cache_options, image_size, keep_aspect,
-                           Path(cache_dir) if cache_dir else None)
+                           Path(cache_dir) if cache_dir else None,
+                           data_dir=str(Path(data_dir).resolve()) if data_dir is not None else None)
     return SegmentationDataset(cached, entry.name, split, resolved)

@@ -112,6 +112,14 @@ class Batch:
     indices: np.ndarray
 
 
+_END = object()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
 def step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, step, rank]).generate_state(1, np.uint64)[0] >> 1)
 
@@ -153,21 +161,50 @@ class BatchLoader:
         return tuple(t.pin_memory() for t in tensors) if self.pin else tensors
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        """Batches of ``epoch`` from ``start_step`` on. A thread gathers the next batches while the
+        current one trains; its errors are raised here, and it stops whenever this generator ends
+        (exhausted, closed early, or left by an exception)."""
         idx = self.indices(epoch)
         chunks = [idx[i:i + self.batch_size] for i in range(0, len(idx), self.batch_size)][start_step:]
         ready: queue.Queue = queue.Queue(maxsize=2)
+        stopped = threading.Event()
+
+        def put(item: object) -> bool:
+            while not stopped.is_set():
+                try:
+                    ready.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def produce() -> None:  # host-side gathers overlap the previous step's compute
-            for chunk in chunks:
-                ready.put((chunk, self._gather(chunk)))
-            ready.put(None)
+            try:
+                for chunk in chunks:
+                    if not put((chunk, self._gather(chunk))):
+                        return
+                put(_END)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+                put(_Failed(exc))
 
-        threading.Thread(target=produce, daemon=True).start()
+        worker = threading.Thread(target=produce, daemon=True, name="zoo-batches")
+        worker.start()
         step = start_step
-        while (item := ready.get()) is not None:
-            chunk, host = item
-            yield self._to_device(chunk, host, epoch, step)
-            step += 1
+        try:
+            while True:
+                item = ready.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                chunk, host = item
+                yield self._to_device(chunk, host, epoch, step)
+                step += 1
+        finally:
+            stopped.set()
+            while not ready.empty():  # drop gathered (possibly pinned) batches so the thread can end
+                ready.get_nowait()
+            worker.join(timeout=10)
 
     def _to_device(self, chunk: np.ndarray, host: tuple[torch.Tensor, ...], epoch: int, step: int) -> Batch:
         dev = [t.to(self.device, non_blocking=True) for t in host]

@@ -78,16 +78,24 @@ def decode_rgb(path: Path) -> np.ndarray:
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """A mask's raw values as uint8 (H, W): palette indices for palette PNGs, luminance otherwise."""
+    """A mask's values as written, never wrapped: palette indices for palette PNGs, 0/1 for 1-bit,
+    uint16 for 16-bit files, luminance for colour files. A missing or undecodable file raises
+    :class:`SkipSample`; the dataset's rule then maps (or refuses) the values."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode not in ("L", "P", "1", "I", "I;16"):
-                img = img.convert("L")
-            arr = np.asarray(img)
-            return (arr > 0).astype(np.uint8) if img.mode == "1" else arr.astype(np.uint8)
+            if img.mode == "1":
+                return np.asarray(img, dtype=np.uint8)
+            if img.mode in ("L", "P"):
+                return np.asarray(img)
+            if img.mode.startswith("I"):  # "I;16", "I;16B", "I": 16/32-bit integers
+                arr = np.asarray(img)
+                if arr.min() < 0 or arr.max() > 65535:
+                    raise DataError(f"{path}: mask values {int(arr.min())}..{int(arr.max())} do not fit 16 bits")
+                return arr.astype(np.uint16)
+            return np.asarray(img.convert("L"))
     except FileNotFoundError:
         raise SkipSample(f"{path}: mask is missing") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -95,18 +103,20 @@ def read_mask(path: Path) -> np.ndarray:
 
 
 def binary_mask(values: np.ndarray, path: Path, threshold: int | None = None) -> np.ndarray:
-    """Raw mask values -> {0, 1}: ``> threshold`` when given, else values must be {0, 1} or
-    {0, 255}. Anything else is an error naming the file: a mask is never silently relabelled."""
+    """Raw mask values -> {0, 1}: ``> threshold`` when given, else values must be {0, 1}, {0, 255}
+    or, in a 16-bit file, {0, 65535}. Anything else is an error naming the file and the values: a
+    mask is never silently relabelled."""
     if threshold is not None:
         return (values > threshold).astype(np.uint8)
     present = set(np.unique(values).tolist())
     if present <= {0, 1}:
         return values.astype(np.uint8)
-    if present <= {0, 255}:
-        return (values == 255).astype(np.uint8)
+    full = 65535 if values.dtype == np.uint16 else 255
+    if present <= {0, full}:
+        return (values == full).astype(np.uint8)
     shown = sorted(present)[:8]
-    raise DataError(f"{path}: mask values {shown} are not binary (0/1 or 0/255); "
-                    "pass -o mask_threshold=N to binarize")
+    allowed = "0/1, 0/255 or 0/65535 in 16-bit files"
+    raise DataError(f"{path}: mask values {shown} are not binary ({allowed}); pass -o mask_threshold=N to binarize")
 
 
 def check_same_size(image: np.ndarray, mask: np.ndarray, path: Path) -> None:

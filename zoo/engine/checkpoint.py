@@ -1,19 +1,25 @@
-"""The resume checkpoint without pickle: tensors in ``checkpoint.safetensors`` (model, optimizer
-state, RNG states), everything else in ``checkpoint.json``. A shared token ties the two files."""
+"""The resume state as one file, replaced in one step: ``checkpoint.safetensors`` holds the model,
+the optimizer's tensors and the RNG states as tensors, and progress (epoch, step, history),
+optimizer settings and the GradScaler state as JSON in its header. No pickle.
+
+A kill at any moment leaves either the previous complete file or the new one. Runs written by
+zoo 0.1 (``checkpoint.safetensors`` + ``checkpoint.json`` tied by a token) are still read.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zoo.atomic import read_json, save_atomic
 from zoo.errors import WeightsError
 
-TENSORS, META = "checkpoint.safetensors", "checkpoint.json"
+CHECKPOINT = "checkpoint.safetensors"
+LEGACY_META = "checkpoint.json"
+FORMAT = "2"
 
 
 def _split_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -40,10 +46,9 @@ def _join_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> d
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, progress: dict[str, Any]) -> None:
+                    scaler: torch.amp.GradScaler | None, progress: dict[str, Any]) -> Path:
     from safetensors.torch import save_file
 
-    token = uuid.uuid4().hex
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     optim_tensors, optim_meta = _split_optimizer(optimizer.state_dict())
     tensors.update({k: v.detach().cpu().contiguous() for k, v in optim_tensors.items()})
@@ -51,37 +56,49 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = state
-    meta = {"token": token, "progress": progress, "optimizer": optim_meta,
-            "scheduler": scheduler.state_dict() if scheduler is not None else None}
-    for name, write in ((TENSORS, lambda p: save_file(tensors, str(p), metadata={"token": token})),
-                        (META, lambda p: p.write_text(json.dumps(meta, default=float)))):
-        tmp = run_dir / f".{name}.tmp"
-        write(tmp)
-        os.replace(tmp, run_dir / name)
+    meta = {"zoo_checkpoint": FORMAT, "progress": json.dumps(progress), "optimizer": json.dumps(optim_meta, default=float),
+            "scaler": json.dumps(scaler.state_dict() if scaler is not None else {})}
+    return save_atomic(run_dir / CHECKPOINT, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
-def load_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler and RNG states in place; return the progress record."""
+def has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / CHECKPOINT).is_file()
+
+
+def read_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata (``progress``, ``optimizer``, ``scaler``) of the run's checkpoint."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
-    tensor_path, meta_path = run_dir / TENSORS, run_dir / META
-    if not tensor_path.is_file() or not meta_path.is_file():
-        raise WeightsError(f"{run_dir}: no resume checkpoint ({TENSORS} and {META})")
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise WeightsError(f"{run_dir}: no resume checkpoint ({CHECKPOINT})")
     try:
-        meta = json.loads(meta_path.read_text())
-        with safe_open(str(tensor_path), framework="pt") as fh:
-            token = (fh.metadata() or {}).get("token")
-        tensors = load_file(str(tensor_path))
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{run_dir}: unreadable checkpoint ({' '.join(str(exc).split())})") from None
-    if token != meta.get("token"):
-        raise WeightsError(f"{run_dir}: {TENSORS} and {META} come from different saves")
+        raise WeightsError(f"{path}: unreadable checkpoint ({' '.join(str(exc).split())})") from None
+    if header.get("zoo_checkpoint") == FORMAT:
+        meta = {key: json.loads(header[key]) for key in ("progress", "optimizer", "scaler")}
+        return tensors, meta
+    legacy = run_dir / LEGACY_META  # zoo 0.1: two files tied by a token
+    if not legacy.is_file():
+        raise WeightsError(f"{path}: not a zoo checkpoint (no progress in its header)")
+    meta = read_json(legacy, "checkpoint")
+    if meta.get("token") != header.get("token"):
+        raise WeightsError(f"{run_dir}: {CHECKPOINT} and {LEGACY_META} come from different saves")
+    return tensors, {"progress": meta["progress"], "optimizer": meta["optimizer"], "scaler": {}}
+
+
+def restore_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                       scaler: torch.amp.GradScaler | None) -> dict[str, Any]:
+    """Restore model, optimizer, scaler and RNG states in place; return the progress record."""
+    tensors, meta = read_checkpoint(run_dir)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     optimizer.load_state_dict(_join_optimizer(tensors, meta["optimizer"]))
-    if scheduler is not None and meta["scheduler"] is not None:
-        scheduler.load_state_dict(meta["scheduler"])
+    if scaler is not None and meta["scaler"]:
+        scaler.load_state_dict(meta["scaler"])
     torch.set_rng_state(tensors["rng.cpu"])
     cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda_states and torch.cuda.is_available():

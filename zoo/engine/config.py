@@ -1,15 +1,22 @@
-"""The run configuration: defaults, overlaid by a TOML file, overlaid by command-line flags."""
+"""The run configuration: defaults, overlaid by a TOML file, overlaid by command-line flags.
+
+Every field is validated before any work starts, with messages that name the flag
+(``--lr nan: lr must be a positive finite number``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.data.pipeline import IMAGENET_MEAN, IMAGENET_STD
+from zoo.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, Augment
 from zoo.errors import OptionError
+from zoo.specs import Option
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "none")
@@ -49,15 +56,17 @@ class RunConfig:
     options: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> "RunConfig":
-        if self.optimizer not in OPTIMIZERS:
-            raise OptionError(f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-        if self.scheduler not in SCHEDULERS:
-            raise OptionError(f"--scheduler {self.scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
-        for name in ("epochs", "batch_size", "image_size"):
-            if getattr(self, name) < 1:
-                raise OptionError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise OptionError(f"--lr must be positive, got {self.lr}")
+        for name, spec in FIELD_CHECKS.items():
+            setattr(self, name, spec.check(getattr(self, name), _shown(getattr(self, name))))
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if (not isinstance(values, (tuple, list)) or len(values) != 3
+                    or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+                    or name == "std" and min(values) <= 0):
+                raise OptionError(f"{name} = {values!r}: {name} must be three finite numbers"
+                                  + (", all positive" if name == "std" else ""))
+        Augment.parse(self.augment)
+        check_batch_fits(self.image_size, max(self.batch_size, self.eval_batch_size or 0))
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,11 +80,75 @@ class RunConfig:
             raise OptionError(f"{source}: unknown key {unknown[0]!r} (valid: {', '.join(known)})")
         data = dict(data)
         for key in ("mean", "std"):
-            if key in data:
+            if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if "options" in data:
+            if not isinstance(data["options"], dict):
+                raise OptionError(f"{source}: options must be a table of key = value")
             data["options"] = {k: str(v) for k, v in data["options"].items()}
         return cls(**data)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _shown(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+FIELD_CHECKS: dict[str, Option] = {o.name: o for o in (
+    Option("epochs", 10, minimum=1),
+    Option("batch_size", 8, minimum=1),
+    Option("eval_batch_size", None, type=int, minimum=1),
+    Option("lr", 0.01, minimum=0, exclusive_minimum=True),
+    Option("optimizer", "sgd", choices=OPTIMIZERS),
+    Option("momentum", 0.9, minimum=0, maximum=1),
+    Option("weight_decay", 0.0, minimum=0),
+    Option("scheduler", "cosine", choices=SCHEDULERS),
+    Option("image_size", 256, minimum=8),
+    Option("keep_aspect", False),
+    Option("augment", "flip,affine,color"),
+    Option("device", "auto"),
+    Option("amp", None, type=bool),
+    Option("channels_last", None, type=bool),
+    Option("compile", False),
+    Option("deterministic", False),
+    Option("sync_bn", False),
+    Option("seed", 0, minimum=0, maximum=2**63 - 1),
+    Option("samples", 4, minimum=0, maximum=64),
+)}
+FIELD_CHECKS = {name: dataclasses.replace(o, flag=_flag(name)) for name, o in FIELD_CHECKS.items()}
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable), or the physical total."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def check_batch_fits(image_size: int, batch_size: int) -> None:
+    """Refuse an image size whose batches cannot fit in memory before the model even runs (the
+    float input plus the augmentation's copies: 16 bytes per pixel and channel)."""
+    need = batch_size * 3 * image_size**2 * 16
+    have = available_memory()
+    if need > have:
+        raise OptionError(f"--image-size {image_size}: a batch of {batch_size} images needs {human_bytes(need)} of "
+                          f"memory before the model runs; this machine has {human_bytes(have)} available")
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig:
@@ -85,10 +158,20 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig
         try:
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise OptionError(f"{path}: no such config file") from None
+            raise OptionError(f"--config {path}: no such config file") from None
+        except IsADirectoryError:
+            raise OptionError(f"--config {path}: a directory, not a TOML file") from None
+        except UnicodeDecodeError:
+            raise OptionError(f"--config {path}: not a UTF-8 text file") from None
         except tomllib.TOMLDecodeError as exc:
-            raise OptionError(f"{path}: invalid TOML ({exc})") from None
-    options = {**{k: str(v) for k, v in data.pop("options", {}).items()}, **overrides.pop("options", {})}
+            raise OptionError(f"--config {path}: invalid TOML ({exc})") from None
+    options = {**{k: str(v) for k, v in _table(data.pop("options", {}), path).items()}, **overrides.pop("options", {})}
     data.update({k: v for k, v in overrides.items() if v is not None})
     data["options"] = options
     return RunConfig.from_dict(data, str(path or "flags")).validate()
+
+
+def _table(value: Any, path: str | Path | None) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise OptionError(f"--config {path}: options must be a table ([options])")
+    return value

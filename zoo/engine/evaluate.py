@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import torch
 
 from zoo.api import create_dataset, load_model, weights_path
+from zoo.atomic import read_json, write_json
 from zoo.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, BatchLoader
 from zoo.engine.config import RunConfig
 from zoo.engine.device import autocast, pick_device
@@ -38,7 +38,10 @@ def run_config(path: Path) -> dict[str, Any]:
     """The run's config.json when ``path`` is (or sits in) a run directory; {} for a bare weights file."""
     folder = path if path.is_dir() else path.parent
     config_file = folder / "config.json"
-    return json.loads(config_file.read_text()) if config_file.is_file() else {}
+    if not config_file.is_file():
+        return {}
+    config = read_json(config_file, "run config")
+    return config if isinstance(config, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,6 @@ def evaluate(
               "encoder": model.zoo_config["encoder"],
               "dataset": name, "split": split, "image_size": prep.image_size, "threshold": threshold, **metrics}
     target = Path(output) if output else (weights.parent / f"eval-{split}.json")
-    target.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(target, result)
     result["output"] = str(target)
     return result

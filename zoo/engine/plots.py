@@ -22,7 +22,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
     right.set(title="validation (per image)", xlabel="epoch", ylim=(0, 1))
     right.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, format="png")
     plt.close(fig)
 
 
@@ -41,4 +41,4 @@ def sample_grid(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, path:
     for image, truth, pred in zip(images, truths, preds):
         gray = lambda m: np.repeat((m * 255).astype(np.uint8)[..., None], 3, axis=2)  # noqa: E731
         rows.append(np.concatenate([image, gray(truth), gray(pred), overlay(image, pred)], axis=1))
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path, format="PNG")

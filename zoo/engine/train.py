@@ -1,19 +1,19 @@
 """`zoo train`: compose architecture, encoder, loss and dataset from the registry into a run.
 
-The run directory holds everything needed to continue or use it: config.json, model.safetensors
-(best validation Dice), last.safetensors, the resume checkpoint, metrics.jsonl and two pictures.
+Order of writes, which is what makes a run survive a kill at any moment: ``config.json`` before
+the first step (a run that never saved restarts in place); at each epoch end the checkpoint (the
+commit point), then the files derived from it (``last``/``model.safetensors``, ``metrics.jsonl``,
+pictures), which a resume rewrites from the checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+import warnings
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -21,20 +21,29 @@ import numpy as np
 import torch
 
 from zoo import registry_or_default
-from zoo.api import create_dataset, create_model, save_model, unwrap
+from zoo.api import create_dataset, create_model, model_header, save_model, unwrap
+from zoo.atomic import save_atomic, write_text
 from zoo.data.pipeline import Augment, BatchLoader
-from zoo.engine.checkpoint import load_checkpoint, save_checkpoint
+from zoo.engine.checkpoint import restore_checkpoint, save_checkpoint
 from zoo.engine.config import RunConfig, load_config
 from zoo.engine.device import (DistInfo, amp_dtype, autocast, init_distributed, pick_device, retained_heap,
                                set_determinism)
 from zoo.engine.evaluate import score
 from zoo.engine.plots import plot_curves, sample_grid
-from zoo.errors import Interrupted, OptionError, TrainingError, UsageError
-from zoo.losses import build_loss
-from zoo.lossspec import parse_loss_spec
+from zoo.engine.rundir import CONFIG, RunDirectory
+from zoo.engine.schedule import set_lr
+from zoo.engine.signals import HardStop, StopFlag
+from zoo.errors import DataError, Interrupted, OptionError, TrainingError, UsageError, ZooError
+from zoo.faults import reached
+from zoo.losses import build_loss, qualified_terms, resolve_loss_terms
+from zoo.lossspec import format_loss_spec
 from zoo.options import route_options
 from zoo.plugins import zoo_version
 from zoo.registry import Registry
+
+
+class RunNotice(UserWarning):
+    """Something the user should know about the run directory (a restart in place)."""
 
 
 @dataclass
@@ -66,31 +75,6 @@ class Progress:
         return best is None or row["valid_dice"] > best["valid_dice"]
 
 
-class StopFlag:
-    """First Ctrl-C asks the loop to stop at the next step boundary (so the saved state is
-    consistent); a second one interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    @contextmanager
-    def installed(self) -> Iterator["StopFlag"]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-
-        def handler(signum, frame):  # noqa: ANN001
-            if self.requested:
-                raise KeyboardInterrupt
-            self.requested = True
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield self
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
 def _make_optimizer(config: RunConfig, params) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
@@ -104,25 +88,40 @@ def _plugin_record(registry: Registry, plugin: str) -> dict[str, str]:
 
 
 class Run:
-    """One training run's components, built from a config (plain attributes, no hidden state)."""
+    """One training run's components, built from a config. Every name and option is checked before
+    anything is built; nothing is written to the run directory here."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, registry: Registry, dist: DistInfo) -> None:
-        self.config, self.run_dir, self.dist = config, run_dir, dist
-        self.device = pick_device(config.device, dist.local_rank)
-        set_determinism(config.seed, config.deterministic)
-        arch = registry.get("architecture", config.architecture)
-        enc = registry.get("encoder", config.encoder or arch.spec.default_encoder)
-        data = registry.get("dataset", config.dataset)
-        losses = [registry.get("loss", t.name) for t in parse_loss_spec(config.loss)]
+    def __init__(self, config: RunConfig, registry: Registry, dist: DistInfo,
+                 resolved: dict[str, str] | None = None, provenance: dict[str, Any] | None = None) -> None:
+        self.config, self.dist = config, dist
+        names = resolved or {"architecture": config.architecture, "encoder": config.encoder, "loss": config.loss,
+                             "dataset": config.dataset}
+        get = lambda kind, name: registry.require(kind, name, provenance)  # noqa: E731
+        arch = get("architecture", names["architecture"])
+        enc = get("encoder", names["encoder"] or arch.spec.default_encoder)
+        data = get("dataset", names["dataset"])
+        terms = resolve_loss_terms(names["loss"], registry, provenance=provenance)
+        losses = [get("loss", t.name) for t in terms]
         routed = route_options(config.options, {"model": arch.spec, "encoder": enc.spec,
                                                 "loss": [e.spec for e in losses], "dataset": data.spec})
+        arch.spec.resolve_options(routed["model"])  # validate now: building comes after the checks
+        enc.spec.resolve_options(routed["encoder"])
+        terms = resolve_loss_terms(names["loss"], registry, routed["loss"], provenance)
+        dataset_options = data.spec.resolve_options(routed["dataset"])
+        if config.batch_size % dist.world:
+            raise OptionError(f"--batch-size {config.batch_size} must be a multiple of the {dist.world} processes")
+        self.device = pick_device(config.device, dist.local_rank)
+        if config.sync_bn and self.device.type != "cuda":
+            raise UsageError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPU modules only")
+        if data.spec.needs_data_dir and config.data_dir is None and not dataset_options.get("download"):
+            raise UsageError(f"dataset {data.name!r} needs --data-dir (a folder of its files)")
+
+        set_determinism(config.seed, config.deterministic)
         model_options = {**{f"model.{k}": v for k, v in routed["model"].items()},
                          **{f"encoder.{k}": v for k, v in routed["encoder"].items()}}
         self.model = create_model(arch.qualified, enc.qualified, registry=registry, **model_options)
-        self.loss_fn = build_loss(config.loss, registry, routed["loss"])
-        if config.batch_size % dist.world:
-            raise OptionError(f"--batch-size {config.batch_size} must be a multiple of the {dist.world} processes")
-        with self._rank0_first():
+        self.loss_fn = build_loss(format_loss_spec(terms), registry)
+        with self._rank0_first("building the data cache"):
             splits = {s: create_dataset(data.qualified, s, config.data_dir, image_size=config.image_size,
                                         keep_aspect=config.keep_aspect, cache_dir=config.cache_dir,
                                         registry=registry, **routed["dataset"]) for s in ("train", "valid")}
@@ -135,12 +134,16 @@ class Run:
         self.valid_loader = BatchLoader(splits["valid"].cached, config.eval_batch_size or config.batch_size,
                                         self.device, train=False, **common)
         self.valid_split = splits["valid"].cached
+        unique = lambda entry: entry.name if len(registry.entries(entry.kind, entry.qualified)) == 1 else entry.qualified  # noqa: E731
         self.record = {
             "zoo_version": zoo_version(),
             "run": config.to_dict(),
             "model": self.model.zoo_config,
             "loss": getattr(self.loss_fn, "spec", config.loss),
-            "dataset": {"name": data.name, "split_sizes": {s: len(d) for s, d in splits.items()},
+            # what resume rebuilds: qualified names, so a plugin installed later cannot make them ambiguous
+            "resolved": {"architecture": arch.qualified, "encoder": enc.qualified, "dataset": data.qualified,
+                         "loss": format_loss_spec(qualified_terms(terms, registry))},
+            "dataset": {"name": unique(data), "split_sizes": {s: len(d) for s, d in splits.items()},
                         "options": splits["train"].options, "image_size": config.image_size,
                         "keep_aspect": config.keep_aspect, "mean": list(config.mean), "std": list(config.std)},
             "plugins": {"architecture": _plugin_record(registry, arch.plugin),
@@ -152,22 +155,43 @@ class Run:
         self._prepare_model()
 
     @contextmanager
-    def _rank0_first(self) -> Iterator[None]:
-        """Rank 0 builds the data cache while the others wait, then they open it."""
+    def _rank0_first(self, what: str) -> Iterator[None]:
+        """Rank 0 does the work while the others wait, then they do it (reading what rank 0 built).
+        A failure on any rank ends every rank with one error instead of a hang at a barrier."""
+        if not self.dist.enabled:
+            yield
+            return
         import torch.distributed as dist
 
-        if self.dist.enabled and not self.dist.main:
-            dist.barrier()
-        yield
-        if self.dist.enabled and self.dist.main:
-            dist.barrier()
+        def agree(error: str | None) -> None:
+            gathered: list[str | None] = [None] * self.dist.world
+            dist.all_gather_object(gathered, error)
+            failed = [(rank, e) for rank, e in enumerate(gathered) if e]
+            if failed and error is None:
+                rank, message = failed[0]
+                raise DataError(f"rank {rank} failed while {what}: {message}")
+
+        if self.dist.main:
+            try:
+                yield
+            except Exception as exc:
+                agree(str(exc))
+                raise
+            agree(None)
+            agree(None)
+        else:
+            agree(None)
+            try:
+                yield
+            except Exception as exc:
+                agree(str(exc))
+                raise
+            agree(None)
 
     def _prepare_model(self) -> None:
         model = self.model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        if self.config.sync_bn and self.device.type != "cuda":
-            raise UsageError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPU modules only")
         if self.dist.enabled:
             if self.config.sync_bn:
                 model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -176,30 +200,37 @@ class Run:
         self.net = torch.compile(model) if self.config.compile else model
         self.plain = unwrap(model)
         self.optimizer = _make_optimizer(self.config, self.plain.parameters())
-        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.config.epochs)
-                          if self.config.scheduler == "cosine" else None)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
 
-    # ---- saving ------------------------------------------------------------------------------
-    def save_state(self, progress: Progress) -> None:
-        if not self.dist.main:
-            return
-        save_model(self.plain, self.run_dir / "last.safetensors", epoch=progress.epoch, step=progress.step)
-        save_checkpoint(self.run_dir, self.plain, self.optimizer, self.scheduler, progress.__dict__)
+    # ---- saving (rank 0) ------------------------------------------------------------------
+    def commit(self, run_dir: RunDirectory, progress: Progress) -> None:
+        """The checkpoint: after this returns, a resume continues from ``progress``."""
+        reached("save:checkpoint")
+        save_checkpoint(run_dir.path, self.plain, self.optimizer, self.scaler, asdict(progress))
 
-    def write_epoch(self, progress: Progress, row: dict[str, Any], improved: bool) -> None:
-        if not self.dist.main:
-            return
-        if improved:
-            save_model(self.plain, self.run_dir / "model.safetensors", epoch=row["epoch"], valid_dice=row["valid_dice"])
-        with open(self.run_dir / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        self.save_state(progress)
-        plot_curves(progress.history, self.run_dir / "curves.png")
-        self.draw_samples()
+    def write_derived(self, run_dir: RunDirectory, progress: Progress, improved: bool) -> None:
+        """Everything rebuilt from the checkpoint: weights, metrics, pictures."""
+        reached("save:derived")
+        save_model(self.plain, run_dir / "last.safetensors", epoch=progress.epoch, step=progress.step)
+        best = progress.best()
+        if improved and best is not None:
+            save_model(self.plain, run_dir / "model.safetensors", epoch=best["epoch"],
+                       valid_dice=best["valid_dice"])
+        write_text(run_dir / "metrics.jsonl", "".join(_json_line(r) for r in progress.history))
+        if progress.history:
+            save_atomic(run_dir / "curves.png", lambda tmp: plot_curves(progress.history, tmp))
+            self.draw_samples(run_dir / "samples.png")
+
+    def reconcile(self, run_dir: RunDirectory, progress: Progress) -> None:
+        """After a resume: rewrite what a kill between the last checkpoint and its derived files
+        may have left stale. ``model.safetensors`` is rewritten when the checkpoint is the best epoch's."""
+        best = progress.best()
+        stale = best is not None and progress.step == 0 and best["epoch"] == progress.epoch and \
+            model_header(run_dir / "model.safetensors").get("epoch") != str(best["epoch"])
+        self.write_derived(run_dir, progress, stale)
 
     @torch.no_grad()
-    def draw_samples(self) -> None:
+    def draw_samples(self, path: Path) -> None:
         count = min(self.config.samples, len(self.valid_split))
         if count == 0:
             return
@@ -210,9 +241,10 @@ class Run:
         with autocast(self.device, self.dtype):
             preds = (self.plain(batch) > 0).float()[:, 0].cpu().numpy()
         self.plain.train(was_training)
-        sample_grid(images, np.asarray(self.valid_split.masks[:count]), preds, self.run_dir / "samples.png")
+        masks = np.asarray(self.valid_split.masks[:count])
+        save_atomic(path, lambda tmp: sample_grid(images, masks, preds, tmp))
 
-    # ---- training ----------------------------------------------------------------------------
+    # ---- training -------------------------------------------------------------------------
     def _agree(self, *flags: bool) -> list[bool]:
         """Every rank stops (or fails) together, or collectives would hang."""
         if not self.dist.enabled:
@@ -224,33 +256,38 @@ class Run:
         return [bool(v > 0) for v in t.tolist()]
 
     def train_epoch(self, progress: Progress, stop: StopFlag, bar: Callable[[Progress, float], None],
-                    on_step: Callable[[int, int, float], None] | None) -> None:
+                    on_step: Callable[[int, int, float], None] | None) -> bool:
+        """Run the epoch's remaining steps; False when a stop request ended it early. The request is
+        honoured before a step's forward pass, so the state at that boundary resumes exactly."""
         self.net.train()
+        set_lr(self.optimizer, self.config.lr, self.config.scheduler, progress.epoch, self.config.epochs)
         started = time.perf_counter() - progress.seconds
-        for batch in self.train_loader.epoch(progress.epoch, progress.step):
-            with autocast(self.device, self.dtype):
-                logits = self.net(batch.images)
-                loss = self.loss_fn(logits, batch.masks, batch.valid)
-            value = loss.item()
-            bad, stopping = self._agree(not math.isfinite(value), stop.requested)
-            if stopping:  # before this step is applied: the saved state stays at a step boundary
-                raise KeyboardInterrupt
-            if bad:  # save nothing: this forward pass already moved the BatchNorm statistics
-                last = self.run_dir / "last.safetensors"
-                kept = f"the last good weights are in {last}" if last.is_file() else "no epoch had finished yet"
-                raise TrainingError(f"loss became {value} at epoch {progress.epoch + 1}, step {progress.step + 1}; "
-                                    f"{kept} (try a lower --lr)")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            progress.step += 1
-            progress.loss_sum += value * len(batch.indices)
-            progress.seen += len(batch.indices)
-            progress.seconds = time.perf_counter() - started
-            bar(progress, value)
-            if on_step is not None:
-                on_step(progress.epoch, progress.step, value)
+        with closing(self.train_loader.epoch(progress.epoch, progress.step)) as batches:
+            for batch in batches:
+                reached(f"step:{progress.epoch + 1}:{progress.step + 1}")
+                (stopping,) = self._agree(stop.requested is not None)
+                if stopping:
+                    return False
+                with autocast(self.device, self.dtype):
+                    logits = self.net(batch.images)
+                    loss = self.loss_fn(logits, batch.masks, batch.valid)
+                value = loss.item()
+                (bad,) = self._agree(not math.isfinite(value))
+                if bad:  # save nothing: this forward pass already moved the BatchNorm statistics
+                    raise TrainingError(f"loss became {value} at epoch {progress.epoch + 1}, step {progress.step + 1}; "
+                                        "nothing was saved after the last good state (try a lower --lr)")
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                progress.step += 1
+                progress.loss_sum += value * len(batch.indices)
+                progress.seen += len(batch.indices)
+                progress.seconds = time.perf_counter() - started
+                bar(progress, value)
+                if on_step is not None:
+                    on_step(progress.epoch, progress.step, value)
+        return True
 
     def finish_epoch(self, progress: Progress) -> dict[str, Any]:
         totals = torch.tensor([progress.loss_sum, float(progress.seen)], dtype=torch.float64, device=self.device)
@@ -259,9 +296,10 @@ class Run:
 
             dist.all_reduce(totals)
         lr = self.optimizer.param_groups[0]["lr"]
-        if self.scheduler is not None:
-            self.scheduler.step()
-        metrics = score(self.net, self.valid_loader, self.dtype)
+        reached(f"validate:{progress.epoch + 1}")
+        # the plain module, not the DDP wrapper: a rank with no validation batch must not stall
+        # the others in a forward-time buffer broadcast; counts are summed over ranks in score()
+        metrics = score(self.plain, self.valid_loader, self.dtype)
         loss_sum, seen = totals.tolist()
         return {
             "epoch": progress.epoch + 1, "train_loss": loss_sum / max(seen, 1),
@@ -272,21 +310,36 @@ class Run:
         }
 
 
-def _new_run_dir(config: RunConfig, out: str | Path | None) -> Path:
-    if out is None:
-        out = Path("runs") / f"{config.architecture}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(out)
-    if (run_dir / "checkpoint.json").exists() or (run_dir / "metrics.jsonl").exists():
-        raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another --out")
-    return run_dir
+def _json_line(row: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(row) + "\n"
 
 
-def _resume_config(run_dir: Path, epochs: int | None) -> RunConfig:
-    config_file = run_dir / "config.json"
-    if not config_file.is_file():
-        raise UsageError(f"--resume {run_dir}: no config.json there (not a zoo run directory)")
-    config = RunConfig.from_dict(json.loads(config_file.read_text())["run"], str(config_file))
-    return replace(config, epochs=epochs).validate() if epochs else config
+def resolved_names(record: dict[str, Any]) -> dict[str, str]:
+    """The qualified names a run was built from (zoo 0.1 runs recorded plugins beside bare names)."""
+    if "resolved" in record:
+        return dict(record["resolved"])
+    model, plugins = record.get("model", {}), record.get("plugins", {})
+    qualify = lambda name, plugin: f"{plugin}:{name}" if plugin else name  # noqa: E731
+    return {"architecture": qualify(model.get("architecture"), model.get("architecture_plugin")),
+            "encoder": qualify(model.get("encoder"), model.get("encoder_plugin")),
+            "loss": record.get("loss") or record["run"]["loss"],
+            "dataset": qualify(record["run"]["dataset"], plugins.get("dataset", {}).get("plugin"))}
+
+
+def _provenance(record: dict[str, Any] | None) -> dict[str, Any]:
+    """plugin name -> {distribution, version}, from a run's config.json."""
+    found: dict[str, Any] = {}
+    for value in (record or {}).get("plugins", {}).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and item.get("plugin"):
+                found[item["plugin"]] = item
+    return found
+
+
+def _default_out(config: RunConfig) -> Path:
+    return Path("runs") / f"{config.architecture.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def train(
@@ -302,47 +355,28 @@ def train(
     **overrides: Any,
 ) -> TrainResult:
     """Train a model; ``overrides`` are RunConfig fields (``epochs=2``, ``options={"base_channels": "8"}``).
-    ``resume`` continues a run directory exactly where it stopped (``epochs`` may be raised)."""
+    ``resume`` continues a run directory exactly where it stopped (``epochs`` may change: the
+    learning-rate schedule follows the new length); a run that never saved starts over there."""
     registry = registry_or_default(registry)
+    record: dict[str, Any] | None = None
     if resume is not None:
-        run_dir = Path(resume)
-        config = _resume_config(run_dir, overrides.get("epochs"))
+        run_dir = RunDirectory(resume)
+        record = run_dir.read_config()
+        config = RunConfig.from_dict(record["run"], str(run_dir / CONFIG))
+        if overrides.get("epochs") is not None:
+            config.epochs = overrides["epochs"]
+        config.validate()
     else:
-        config = config or load_config(config_file, dict(overrides))
-        run_dir = _new_run_dir(config, out)
+        config = (config.validate() if config is not None else load_config(config_file, dict(overrides)))
+        run_dir = RunDirectory(out if out is not None else _default_out(config))
+        run_dir.check_new_run()  # fail before any work; checked again under the lock
     dist = init_distributed(config.device)
-    if dist.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    run = Run(config, run_dir, registry, dist)
-    progress = Progress()
-    if resume is not None:
-        progress = Progress(**load_checkpoint(run_dir, run.plain, run.optimizer, run.scheduler))
-        if dist.main:  # the checkpoint's history wins over rows a crash may have written after it
-            (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in progress.history))
-    elif dist.main:
-        (run_dir / "config.json").write_text(json.dumps(run.record, indent=2, default=str) + "\n")
-
-    from zoo.engine.progress import EpochBar
-
-    stop = StopFlag()
-    show = dist.main and not quiet
     try:
-        with stop.installed(), retained_heap(run.device.type == "cpu"):
-            while progress.epoch < config.epochs:
-                with EpochBar(show, progress.epoch, config.epochs, len(run.train_loader)) as bar:
-                    run.train_epoch(progress, stop, bar.update, on_step)
-                row = run.finish_epoch(progress)
-                improved = progress.end_epoch(row)
-                run.write_epoch(progress, row, improved)
-                if show:
-                    EpochBar.summary(row, config.epochs)
-                if on_epoch is not None:
-                    on_epoch(row)
-    except KeyboardInterrupt:
-        run.save_state(progress)
-        raise Interrupted(f"interrupted at epoch {progress.epoch + 1}, step {progress.step}; state saved in "
-                          f"{run_dir}; continue with: zoo train --resume {run_dir}") from None
+        run = Run(config, registry, dist, resolved_names(record) if record else None, _provenance(record))
+        progress = _open_run(run, run_dir, record, dist)
+        _loop(run, run_dir, progress, dist, quiet, on_step, on_epoch)
     finally:
+        run_dir.release()
         if dist.enabled:
             import torch.distributed as tdist
 
@@ -350,4 +384,73 @@ def train(
                 if sys.exc_info()[0] is None:
                     tdist.barrier()  # rank 0 may still be writing files: leave together
                 tdist.destroy_process_group()
-    return TrainResult(run_dir, progress.history, progress.best())
+    return TrainResult(run_dir.path, progress.history, progress.best())
+
+
+def _open_run(run: Run, run_dir: RunDirectory, record: dict[str, Any] | None, dist: DistInfo) -> Progress:
+    """Own the directory and bring it to the state training starts from."""
+    if dist.main:
+        run_dir.create()
+        run_dir.acquire()
+    if record is None:  # a new run, or a restart in place of one that never saved
+        if dist.main:
+            if run_dir.check_new_run():
+                run_dir.clear_unsaved()
+                warnings.warn(f"{run_dir}: the run there never saved a state; restarting it in place", RunNotice)
+            run_dir.write_config(run.record)
+        return Progress()
+    if not run_dir.saved:
+        if dist.main:
+            warnings.warn(f"{run_dir}: nothing was saved before the run stopped; starting it over", RunNotice)
+            run_dir.clear_unsaved()
+            run_dir.write_config({**record, "run": run.config.to_dict()})
+        return Progress()
+    progress = Progress(**restore_checkpoint(run_dir.path, run.plain, run.optimizer, run.scaler))
+    if dist.main:
+        if record["run"].get("epochs") != run.config.epochs:
+            run_dir.write_config({**record, "run": {**record["run"], "epochs": run.config.epochs}})
+        run.reconcile(run_dir, progress)
+    return progress
+
+
+def _loop(run: Run, run_dir: RunDirectory, progress: Progress, dist: DistInfo, quiet: bool,
+          on_step: Callable[[int, int, float], None] | None, on_epoch: Callable[[dict[str, Any]], None] | None) -> None:
+    from zoo.engine.progress import EpochBar
+
+    config, stop, show = run.config, StopFlag(), dist.main and not quiet
+
+    def interrupted(what: str) -> Interrupted:
+        return Interrupted(f"{what}; continue with: zoo train --resume {run_dir}")
+
+    try:
+        with stop.installed(), retained_heap(run.device.type == "cpu"):
+            while progress.epoch < config.epochs:
+                with EpochBar(show, progress.epoch, config.epochs, len(run.train_loader)) as bar:
+                    finished = run.train_epoch(progress, stop, bar.update, on_step)
+                if not finished:
+                    if dist.main:
+                        run.commit(run_dir, progress)
+                        save_model(run.plain, run_dir / "last.safetensors", epoch=progress.epoch, step=progress.step)
+                    raise interrupted(f"interrupted at epoch {progress.epoch + 1}, step {progress.step}; "
+                                      f"state saved in {run_dir}")
+                row = run.finish_epoch(progress)
+                improved = progress.end_epoch(row)
+                if dist.main:
+                    run.commit(run_dir, progress)
+                    run.write_derived(run_dir, progress, improved)
+                if show:
+                    EpochBar.summary(row, config.epochs)
+                if on_epoch is not None:
+                    on_epoch(row)
+                if stop.requested:  # arrived during validation or the save: the epoch is saved
+                    raise interrupted(f"interrupted at epoch {progress.epoch + 1}, step 0; state saved in {run_dir}")
+    except KeyboardInterrupt as exc:  # a second interrupt (or one outside our handler): write nothing
+        what = "stopped at once by a second interrupt" if isinstance(exc, HardStop) else "interrupted"
+        if run_dir.saved:
+            raise interrupted(f"{what} without saving; the last saved state is kept") from None
+        raise Interrupted(f"{what} before anything was saved; start it again with the same command "
+                          f"(--out {run_dir})") from None
+    except OSError as exc:
+        target = exc.filename or run_dir
+        raise ZooError(f"cannot write {target}: {exc.strerror or exc}; the last complete state is kept — "
+                       f"free the space or fix the folder, then continue with: zoo train --resume {run_dir}") from None

@@ -3,7 +3,7 @@
 import zoo
 from zoo.specs import ArchitectureSpec, Option
 
-CLASSES = Option("classes", 1, "output channels (1 for binary segmentation)")
+CLASSES = Option("classes", 1, "output channels (1 for binary segmentation)", minimum=1, maximum=4096)
 
 
 @zoo.hookimpl
@@ -22,7 +22,7 @@ def zoo_register_architectures() -> list[ArchitectureSpec]:
             name="resnet34_unet",
             summary="ResNet34-UNet of the report: Block(C, C/2) bottleneck, light concat-then-upsample decoder",
             factory="zoo_plugins.architectures.resnet34_unet:build_resnet34_unet",
-            options=(CLASSES, Option("decoder_channels", 32, "width of every decoder Block")),
+            options=(CLASSES, Option("decoder_channels", 32, "width of every decoder Block", minimum=1, maximum=4096)),
             default_encoder="resnet34",
             params_at_defaults=24_720_284,
             tags=("report", "cnn", "residual"),

@@ -108,7 +108,8 @@ class OxfordPet(SampleSource):
         check_same_size(image, trimap, trimap_path)
         unknown = set(np.unique(trimap).tolist()) - {PET, BACKGROUND, BORDER}
         if unknown:
-            raise SkipSample(f"{trimap_path}: trimap values {sorted(unknown)} are not 1, 2 or 3")
+            raise DataError(f"{trimap_path}: trimap values {sorted(unknown)[:8]} are not 1 (pet), 2 (background) "
+                            "or 3 (border)")
         mask = (trimap != BACKGROUND).astype(np.uint8)
         valid = (trimap != BORDER).astype(np.uint8) if self.has_valid else None
         return Sample(image, mask, valid)

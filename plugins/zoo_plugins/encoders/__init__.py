@@ -4,7 +4,9 @@ Python, so listing and planning never build (or import) a network."""
 import zoo
 from zoo.specs import EncoderSpec, FeatureInfo, Option
 
-IN_CHANNELS = Option("in_channels", 3, "image channels (1 for grayscale)")
+IN_CHANNELS = Option("in_channels", 3, "image channels (1 for grayscale)", minimum=1, maximum=1024)
+BASE_CHANNELS = Option("base_channels", 64, "width of the first stage (doubles per stage)", minimum=1,
+                       maximum=4096)
 WEIGHTS = Option("weights", "", "local .safetensors file with encoder weights (nothing downloads)")
 
 
@@ -24,8 +26,9 @@ def zoo_register_encoders() -> list[EncoderSpec]:
             summary="UNet encoder of the report: DoubleConv stages with max-pool, widths 64..1024",
             factory="zoo_plugins.encoders.unet:UNetEncoder",
             feature_info=unet_feature_info,
-            options=(IN_CHANNELS, Option("base_channels", 64, "width of the first stage (doubles per stage)"),
-                     Option("depth", 5, "number of stages, the last being the bottleneck"), WEIGHTS),
+            options=(IN_CHANNELS, BASE_CHANNELS,
+                     Option("depth", 5, "number of stages, the last being the bottleneck", minimum=1, maximum=8),
+                     WEIGHTS),
             tags=("report",),
         ),
         EncoderSpec(
@@ -33,7 +36,7 @@ def zoo_register_encoders() -> list[EncoderSpec]:
             summary="ResNet34 of the report: 7x7 stem, max-pool, 3-4-6-3 basic blocks (torchvision/timm key names)",
             factory="zoo_plugins.encoders.resnet:ResNet34Encoder",
             feature_info=resnet34_feature_info,
-            options=(IN_CHANNELS, Option("base_channels", 64, "width of the first stage (doubles per stage)"), WEIGHTS),
+            options=(IN_CHANNELS, BASE_CHANNELS, WEIGHTS),
             tags=("report", "residual"),
         ),
     ]

@@ -15,9 +15,9 @@ def zoo_register_encoders() -> list[EncoderFamilySpec]:
             names="zoo_plugins.timm.encoder:model_names",
             feature_info="zoo_plugins.timm.encoder:feature_info",
             options=(
-                Option("in_channels", 3, "image channels (timm adapts the stem)"),
+                Option("in_channels", 3, "image channels (timm adapts the stem)", minimum=1, maximum=1024),
                 Option("weights", "", "local .safetensors checkpoint of the timm model (nothing downloads)"),
-                Option("out_indices", (), "stages to use, e.g. 1,2,3,4 (default: all)"),
+                Option("out_indices", (), "stages to use, e.g. 1,2,3,4 (default: all)", minimum=0),
             ),
             tags=("timm",),
         )

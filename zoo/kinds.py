@@ -1,0 +1,30 @@
+"""The one table of plugin kinds: what each is called, its hook, its spec class and its listing command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zoo.specs import ArchitectureSpec, DatasetSpec, EncoderFamilySpec, EncoderSpec, LossSpec, Spec
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # as in messages: "unknown architecture 'x'"
+    plural: str  # registry.toml alias tables, table titles
+    hook: str  # the hook that returns this kind's specs
+    specs: tuple[type[Spec], ...]  # what that hook may return
+    command: str  # the CLI command that lists them
+
+    @property
+    def spec(self) -> type[Spec]:
+        return self.specs[0]
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("architecture", "architectures", "zoo_register_architectures", (ArchitectureSpec,), "list-models"),
+    Kind("encoder", "encoders", "zoo_register_encoders", (EncoderSpec, EncoderFamilySpec), "list-encoders"),
+    Kind("loss", "losses", "zoo_register_losses", (LossSpec,), "list-losses"),
+    Kind("dataset", "datasets", "zoo_register_datasets", (DatasetSpec,), "list-datasets"),
+)}
+
+BY_PLURAL: dict[str, Kind] = {k.plural: k for k in KINDS.values()}
