@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import dataclass
 import sys
 from pathlib import Path
 
@@ -14,16 +15,24 @@ EXAMPLE = ROOT / "examples" / "zoo-plugin-example"
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):
-    """Every test: a shared scratch cache, no plugin-selection variables, no debug tracebacks."""
+    """Every test: a shared scratch cache, no debug tracebacks, fault points off, and only zoo's
+    built-ins: entry-point plugins stay off unless a test loads one by name, so the suite passes
+    whatever else is installed."""
     cache = tmp_path_factory.getbasetemp() / "zoo-cache"
     monkeypatch.setenv("ZOO_CACHE_DIR", str(cache))
-    for name in ("ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGIN_AUTOLOAD", "ZOO_DEBUG"):
+    for name in ("ZOO_LOAD_PLUGINS", "ZOO_DEBUG", "ZOO_PAUSE_AT", "ZOO_TRACE_POINTS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ZOO_DISABLE_PLUGIN_AUTOLOAD", "1")
+    import zoo
+
+    zoo.default_registry.cache_clear()
+    yield
+    zoo.default_registry.cache_clear()
 
 
 @pytest.fixture
 def registry():
-    """A fresh registry per test (built-ins plus whatever entry points are installed)."""
+    """A fresh registry per test: the built-ins (autoload is off in tests)."""
     from zoo import build_registry
 
     return build_registry()
@@ -43,8 +52,10 @@ def example_site(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def with_example(example_site, monkeypatch):
-    """The installed example plugin visible to importlib.metadata (entry points) and imports."""
+    """The installed example plugin visible to importlib.metadata (entry points) and imports, and
+    loaded by name."""
     monkeypatch.syspath_prepend(str(example_site))
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "example")
     yield example_site
     for name in [m for m in sys.modules if m.startswith("zoo_plugin_example")]:
         del sys.modules[name]
@@ -65,3 +76,27 @@ def make_dist(site: Path, dist: str, entry_points: dict[str, str], modules: dict
     (info / "entry_points.txt").write_text("[zoo]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
     for name, source in modules.items():
         (site / f"{name}.py").write_text(source)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str) -> CliResult:
+    """`zoo ARGS` in this process (no interpreter start-up): its exit code, stdout and stderr."""
+    import contextlib
+    import io
+
+    from zoo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return CliResult(code, out.getvalue(), err.getvalue())

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.atomic import read_json, save_atomic
+from zoo.atomic import read_json, write_bytes
 from zoo.errors import WeightsError
 from zoo.layers import count_parameters
 from zoo.options import route_options
@@ -101,7 +101,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 def save_model(model: nn.Module, path: str | Path, **metadata: Any) -> Path:
     """Write ``model``'s weights to a ``.safetensors`` file whose header carries the config that
     rebuilds it (plus ``metadata``), so the file alone is enough for :func:`load_model`."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     model = unwrap(model)
     config = getattr(model, "zoo_config", None)
@@ -113,7 +113,7 @@ def save_model(model: nn.Module, path: str | Path, **metadata: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     header = {"zoo": json.dumps(config), **{k: json.dumps(v, default=str) for k, v in metadata.items()}}
-    return save_atomic(path, lambda tmp: save_file(state, str(tmp), metadata=header))
+    return write_bytes(path, save(state, metadata=header))  # a full disk is an OSError naming the file
 
 
 def model_header(path: str | Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from zoo.atomic import read_json, save_atomic
+from zoo.atomic import read_json, write_bytes
 from zoo.errors import WeightsError
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -47,7 +47,7 @@ def _join_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> d
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler | None, progress: dict[str, Any]) -> Path:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     optim_tensors, optim_meta = _split_optimizer(optimizer.state_dict())
@@ -58,7 +58,8 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
             tensors[f"rng.cuda.{i}"] = state
     meta = {"zoo_checkpoint": FORMAT, "progress": json.dumps(progress), "optimizer": json.dumps(optim_meta, default=float),
             "scaler": json.dumps(scaler.state_dict() if scaler is not None else {})}
-    return save_atomic(run_dir / CHECKPOINT, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    # serialized here and written by Python, so a full disk is an OSError naming the file
+    return write_bytes(run_dir / CHECKPOINT, save(tensors, metadata=meta))
 
 
 def has_checkpoint(run_dir: Path) -> bool:

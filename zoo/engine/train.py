@@ -295,6 +295,9 @@ class Run:
             import torch.distributed as dist
 
             dist.all_reduce(totals)
+            # every rank validates with rank 0's BatchNorm statistics, the ones that are saved
+            for buffer in self.plain.buffers():
+                dist.broadcast(buffer, src=0)
         lr = self.optimizer.param_groups[0]["lr"]
         reached(f"validate:{progress.epoch + 1}")
         # the plain module, not the DDP wrapper: a rank with no validation batch must not stall
