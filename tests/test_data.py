@@ -16,7 +16,7 @@ import zoo
 from tests.conftest import SHARED_SAMPLE
 from zoo.data import DataWarning
 from zoo.data.pipeline import Augment, BatchLoader, augment_batch
-from zoo.errors import DataError, OptionError
+from zoo.errors import DataError, OptionError, UsageError
 
 rng = np.random.default_rng(0)
 
@@ -106,7 +106,7 @@ def test_missing_layout_says_where_files_go(tmp_path):
         make("oxford-pet", "train", tmp_path)
     with pytest.raises(DataError, match="needs --data-dir"):
         make("oxford-pet", "train")
-    with pytest.raises(DataError, match="no such directory"):
+    with pytest.raises(UsageError, match="--data-dir .*absent: no such directory"):
         make("oxford-pet", "train", tmp_path / "absent")
 
 
@@ -278,3 +278,108 @@ def test_cli_reports_a_skipped_file_in_one_line(oxford, tmp_path):
     warnings = [line for line in result.stderr.splitlines() if line.startswith("zoo: warning:")]
     assert len(warnings) == 1 and re.search(r"Cat_5\.jpg: cannot decode .*; skipped$", warnings[0])
     assert "warnings.warn" not in result.stderr
+
+
+def _folder_with_mask(root: Path, mask: Image.Image) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    Image.fromarray(rng.integers(0, 255, (mask.size[1], mask.size[0], 3), dtype=np.uint8)).save(root / "images" / "a.png")
+    mask.save(root / "masks" / "a.png")
+    return root
+
+
+def test_masks_are_read_as_written(tmp_path):
+    """16-bit masks are never wrapped to 8 bits; 1-bit and 16-bit full-scale masks are binary;
+    unexpected values are an error naming the file and the values."""
+    shape = np.zeros((20, 24), np.uint16)
+    shape[5:15, 4:12] = 1
+    both = dict(valid_fraction=0, test_fraction=0)
+    for name, values in (("sixteen", shape * 65535), ("one", shape.astype(bool))):
+        img = Image.fromarray(values.astype(np.uint16)) if values.dtype == np.uint16 else Image.fromarray(values)
+        root = _folder_with_mask(tmp_path / name, img)
+        data = make("folder", "train", root, image_size=24, **both)
+        assert data[0]["mask"].sum() > 0 and set(data[0]["mask"].unique().tolist()) == {0, 1}
+    wraps = _folder_with_mask(tmp_path / "wraps", Image.fromarray((shape * 256).astype(np.uint16)))
+    with pytest.raises(DataError, match=r"wraps/masks/a\.png: mask values \[0, 256\] are not binary"):
+        make("folder", "train", wraps, **both)  # a uint8 cast would have made it all zero
+    assert make("folder", "train", wraps, mask_threshold=100, **both)[0]["mask"].sum() > 0
+
+
+def test_unexpected_trimap_values_name_the_file(oxford):
+    path = oxford / "annotations" / "trimaps" / "Cat_21.png"
+    values = np.asarray(Image.open(path)).copy()
+    values[0, :3] = (4, 7, 200)
+    Image.fromarray(values).save(path)
+    with pytest.raises(DataError, match=r"Cat_21\.png: trimap values \[4, 7, 200\] are not 1 \(pet\)"):
+        make("oxford-pet", "test", oxford)
+
+
+def test_cache_keeps_other_sizes_and_removes_only_its_stale_self(oxford):
+    small = make("oxford-pet", "test", oxford, image_size=32)
+    large = make("oxford-pet", "test", oxford, image_size=48)
+    aspect = zoo.create_dataset("oxford-pet", "test", oxford, image_size=32, keep_aspect=True)
+    image = oxford / "images" / "Cat_21.jpg"
+    width, height = Image.open(image).size
+    Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(image, "JPEG")
+    rebuilt = make("oxford-pet", "test", oxford, image_size=32)
+    assert rebuilt.cached.path != small.cached.path and not small.cached.path.exists()
+    assert large.cached.path.exists() and aspect.cached.path.exists()  # other caches are not stale
+
+
+def test_failed_or_killed_cache_builds_leave_nothing(tmp_path, monkeypatch):
+    from zoo.data import cache
+
+    root = Path(tmp_path / "cache")
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(root))
+    dead = root / "synthetic" / ".train-0123456789abcdef.999999999.tmp"  # a build whose process was killed
+    dead.mkdir(parents=True)
+    calls = {"n": 0}
+    original = cache.resize_sample
+
+    def fail_midway(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # Ctrl-C while the cache is being built
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "resize_sample", fail_midway)
+    with pytest.raises(KeyboardInterrupt):
+        cache.build_or_open(zoo.default_registry().get("dataset", "synthetic").spec.build("train", None, count=16),
+                            "synthetic", "train", {}, 32, False, root, workers=1)
+    assert list((root / "synthetic").iterdir()) == []  # neither the dead build's folder nor ours
+
+
+def test_cache_that_cannot_fit_is_refused_before_writing(small_disk, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(small_disk))
+    with pytest.raises(DataError, match=r"the cache would take 33\.6 MB but .* has 16\.8 MB free; lower --image-size"):
+        make("synthetic", "train", image_size=512, count=32, size=32)
+    assert [p for p in small_disk.rglob("*") if p.is_file()] == []  # no sparse monster file
+
+
+class _Exploding:
+    """A cache array whose reads fail, as a disk that went away would."""
+
+    shape = (16, 32, 32, 3)
+
+    def __getitem__(self, index):
+        raise OSError(5, "Input/output error", "images.npy")
+
+
+def _batch_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "zoo-batches" and t.is_alive()]
+
+
+def test_loader_errors_reach_the_training_thread_and_the_thread_always_ends():
+    import dataclasses
+
+    split = make("synthetic", "train", count=16, size=32).cached
+    broken = BatchLoader(dataclasses.replace(split, images=_Exploding()), 4, torch.device("cpu"), train=True)
+    with pytest.raises(OSError, match="Input/output error"):
+        list(broken.epoch(0))  # raised here, not a training loop blocked forever on the queue
+    loader = BatchLoader(split, 2, torch.device("cpu"), train=True)
+    batches = loader.epoch(0)
+    next(batches)  # stop early, as an early stop or Ctrl-C does, with batches still queued
+    batches.close()
+    assert _batch_threads() == []

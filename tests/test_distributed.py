@@ -49,3 +49,40 @@ def test_two_processes_match_one_and_resume(tmp_path):
 def test_sync_bn_needs_cuda(tmp_path):
     result = run_zoo(*ARGS, "--epochs", "1", "--sync-bn", "--device", "cpu", "--out", str(tmp_path / "r"))
     assert result.returncode == 2 and "--sync-bn needs CUDA" in result.stderr
+
+
+@pytest.mark.slow
+def test_empty_validation_shard_does_not_hang(tmp_path):
+    """One validation image for two processes: rank 1 validates nothing and must not stall rank 0."""
+    result = torchrun("train", "unet", "--dataset", "synthetic", "--image-size", "32", "-o", "base_channels=4",
+                      "-o", "count=4", "--batch-size", "2", "--epochs", "1", "--out", str(tmp_path / "r"), "-q")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert rows(tmp_path / "r")[0]["valid_dice"] >= 0
+
+
+@pytest.mark.slow
+def test_rank0_failing_to_build_the_cache_ends_every_rank_cleanly(tmp_path):
+    from tests.conftest import make_dist
+
+    source = ("import os, zoo\nfrom zoo.specs import DatasetSpec\nfrom zoo.errors import DataError\n"
+              "def build(split, data_dir=None):\n"
+              "    if os.environ.get('RANK') == '0':\n"
+              "        raise DataError('the disk of rank 0 is gone')\n"
+              "    from zoo_plugins.datasets.synthetic import Synthetic\n"
+              "    return Synthetic(split, count=8, size=32)\n"
+              "@zoo.hookimpl\ndef zoo_register_datasets():\n"
+              "    return [DatasetSpec('flaky', 'fails on rank 0', build)]\n")
+    make_dist(tmp_path / "site", "zoo-flaky", {"flaky": "zoo_flaky"}, {"zoo_flaky": source})
+    env_path = os.pathsep.join([str(tmp_path / "site"), str(ROOT)])
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "zoo", "train",
+         "unet", "--dataset", "flaky", "--image-size", "32", "-o", "base_channels=4", "--epochs", "1", "--out",
+         str(tmp_path / "r"), "-q"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": env_path, "ZOO_LOAD_PLUGINS": "flaky"})
+    assert result.returncode != 0
+    # both ranks print one line each (to one stderr, so they may interleave)
+    assert result.stderr.count("zoo: error:") == 2
+    assert "zoo: error: rank 0 failed while building the data cache: the disk of rank 0 is gone" in result.stderr
+    assert "zoo: error: the disk of rank 0 is gone" in result.stderr
+    assert "Traceback" not in result.stderr.split("torch.distributed.elastic")[0]

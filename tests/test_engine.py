@@ -272,3 +272,31 @@ def test_retained_heap_switch(monkeypatch):
     monkeypatch.setenv("ZOO_NO_RETAINED_HEAP", "1")
     with retained_heap() as active:
         assert active is False
+
+
+def test_predict_keeps_going_and_never_collides(trained, tmp_path):
+    """A broken file in the middle, a.jpg beside a.png, a nested folder: every readable file is
+    predicted to its own output, the broken one is listed at the end, exit 1."""
+    photos = tmp_path / "photos"
+    (photos / "nested").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    picture = lambda h, w: Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))  # noqa: E731
+    picture(30, 40).save(photos / "a.jpg")
+    picture(31, 41).save(photos / "a.png")
+    (photos / "b_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    picture(20, 50).save(photos / "c.png")
+    picture(25, 25).save(photos / "nested" / "a.png")
+    from tests.conftest import cli
+
+    result = cli("predict", str(trained), str(photos), "--out", str(tmp_path / "out"))
+    assert result.code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(
+        f"zoo: error: 1 of 5 inputs could not be predicted: {photos / 'b_broken.png'} (cannot decode")
+    masks = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.mask.png"))
+    assert masks == ["a.jpg.mask.png", "a.png.mask.png", "c.png.mask.png", "nested/a.png.mask.png"]
+    assert Image.open(tmp_path / "out" / "a.png.mask.png").size == (41, 31)
+    assert Image.open(tmp_path / "out" / "nested" / "a.png.mask.png").size == (25, 25)
+    two_roots = cli("predict", str(trained), str(photos / "a.png"), str(photos / "nested"), "--out", str(tmp_path / "o2"))
+    assert two_roots.code == 0, two_roots.stderr
+    assert sorted(str(p.relative_to(tmp_path / "o2")) for p in (tmp_path / "o2").rglob("*.mask.png")) == [
+        "a.png.mask.png", "nested/a.png.mask.png"]

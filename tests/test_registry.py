@@ -113,6 +113,7 @@ def test_broken_entry_point_is_isolated(tmp_path, monkeypatch):
     make_dist(tmp_path, "zoo-broken", {"broken": "zoo_broken_mod"},
               {"zoo_broken_mod": "raise ImportError('missing dependency xyz')\n"})
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "broken")
     registry = build_registry()
     info = registry.plugin_info("broken")
     assert info.status == "error" and info.error == "ImportError: missing dependency xyz"
@@ -127,6 +128,7 @@ def test_entry_point_env_variables(tmp_path, monkeypatch):
     make_dist(tmp_path, "zoo-a", {"a": "zoo_a_mod"}, {"zoo_a_mod": plugin.format(name="loss_a")})
     make_dist(tmp_path, "zoo-b", {"b": "zoo_b_mod"}, {"zoo_b_mod": plugin.format(name="loss_b")})
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("ZOO_DISABLE_PLUGIN_AUTOLOAD")  # the suite turns autoload off; this test is about it
     assert {"loss_a", "loss_b"} <= set(build_registry().names("loss"))
     monkeypatch.setenv("ZOO_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert not {"loss_a", "loss_b"} & set(build_registry().names("loss"))
@@ -156,3 +158,78 @@ def test_hookspecs_use_the_zoo_marker():
     pm.add_hookspecs(hookspecs)
     assert sorted(h for h in dir(pm.hook) if h.startswith("zoo_")) == [
         "zoo_register_architectures", "zoo_register_datasets", "zoo_register_encoders", "zoo_register_losses"]
+
+
+class _Misspelled:
+    @zoo.hookimpl
+    def zoo_register_loss(self):  # one letter short
+        return []
+
+    def zoo_register_datasets(self):  # forgot the marker
+        return []
+
+
+class _WrongKind:
+    @zoo.hookimpl
+    def zoo_register_losses(self):
+        return [EncoderSpec("enc", "an encoder in the loss hook", "x:y", feature_info=lambda: None)]
+
+
+def test_misspelled_and_unmarked_hooks_are_reported():
+    registry = build_registry(*_pm_with(("typo", _Misspelled()), ("kinds", _WrongKind())))
+    typo = registry.plugin_info("typo")
+    assert typo.status == "warning"
+    assert typo.warning == ("unknown hook zoo_register_loss (did you mean zoo_register_losses?); "
+                            "zoo_register_datasets is not marked @zoo.hookimpl")
+    assert registry.plugin_info("kinds").error == ("zoo_register_losses: PluginError: zoo_register_losses returned "
+                                                   "EncoderSpec 'enc', expected LossSpec")
+
+
+def test_a_builtin_plugin_that_raises_is_a_bug_not_a_status(monkeypatch):
+    from zoo_plugins import losses
+
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(losses, "zoo_register_losses", zoo.hookimpl(broken))
+    pm, infos = make_plugin_manager(entry_points=False)
+    with pytest.raises(PluginError, match="built-in plugin 'losses' failed in zoo_register_losses: boom"):
+        build_registry(pm, infos)
+
+
+def test_plugins_command_prints_each_problem_on_one_line(tmp_path, monkeypatch):
+    make_dist(tmp_path, "zoo-broken", {"broken": "zoo_broken_mod"},
+              {"zoo_broken_mod": "raise ImportError('a very long message ' * 12)\n"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "broken")
+    monkeypatch.setenv("COLUMNS", "80")
+    from tests.conftest import cli
+
+    out = cli("plugins").stdout.splitlines()
+    assert out[-1].startswith("broken: error: ImportError: a very long message a very long message")
+    assert sum("a very long message" in line for line in out) == 1
+
+
+def test_missing_plugin_is_named_with_its_distribution(with_example, tmp_path, monkeypatch):
+    registry = build_registry()
+    model = zoo.create_model("unet", encoder="tiny", registry=registry, width=4)
+    zoo.save_model(model, tmp_path / "m.safetensors")
+    monkeypatch.delenv("ZOO_LOAD_PLUGINS")  # the plugin is gone
+    from zoo.errors import MissingPluginError
+
+    with pytest.raises(MissingPluginError, match=r"encoder 'example:tiny' comes from plugin 'example' "
+                       r"\(zoo-plugin-example 0\.2\.0 when it was saved\), which is not installed here; install it: "
+                       r"pip install 'zoo-plugin-example==0\.2\.0'"):
+        zoo.load_model(tmp_path / "m.safetensors", registry=build_registry())
+
+
+def test_resume_uses_the_recorded_plugin_of_a_name_that_became_ambiguous(tmp_path):
+    from zoo.engine.train import train
+
+    run = tmp_path / "run"
+    train(out=run, epochs=1, image_size=32, loss="dice", options={"base_channels": "4", "count": "8"})
+    registry = build_registry(*_pm_with(("other", _DuplicateDice())))
+    with pytest.raises(AmbiguousNameError):
+        registry.get("loss", "dice")
+    result = train(resume=run, epochs=2, registry=registry)
+    assert [r["epoch"] for r in result.history] == [1, 2]

@@ -198,17 +198,6 @@ def test_invalid_config_json_names_the_file(straight, tmp_path):
 
 
 # ---- a real full disk and a read-only folder (a tmpfs mounted for the test) ---------------------
-@pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip() or 'not root'})")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_full_disk_mid_run_keeps_the_last_state_and_resumes(straight, small_disk):
     run = small_disk / "run"
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from zoo.atomic import read_json, write_bytes
-from zoo.errors import WeightsError
+from zoo.errors import UsageError, WeightsError
 from zoo.layers import count_parameters
 from zoo.options import route_options
 from zoo import registry_or_default
@@ -127,7 +127,13 @@ def model_header(path: str | Path) -> dict[str, str]:
         return {}
 
 
+WHICH = ("model", "last")
+
+
 def weights_path(path: str | Path, which: str = "model") -> Path:
+    """The weights file of a run directory (``which``: model = best, last) or the file itself."""
+    if which not in WHICH:
+        raise UsageError(f"--weights {which}: choose one of {', '.join(WHICH)}")
     path = Path(path)
     if path.is_dir():
         path = path / f"{which}.safetensors"

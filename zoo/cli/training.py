@@ -44,6 +44,8 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train a model and write a run directory (weights, config, metrics, pictures)."""
+    if nproc is not None and nproc < 1:
+        raise typer.BadParameter(f"{nproc}: must be a positive number of processes", param_hint="--nproc")
     if nproc and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         _launch_torchrun(nproc)
         return

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from zoo.data.cache import CachedSplit, build_or_open
-from zoo.errors import DataError, UnknownNameError
+from zoo.errors import DataError, UnknownNameError, UsageError
 from zoo.registry import Entry
 
 
@@ -45,7 +45,7 @@ def open_dataset(entry: Entry, split: str, data_dir: str | Path | None, *, image
         raise UnknownNameError("split", split, spec.splits)
     resolved = spec.resolve_options(options)
     if data_dir is not None and not Path(data_dir).exists() and not resolved.get("download"):
-        raise DataError(f"{data_dir}: no such directory")
+        raise UsageError(f"--data-dir {data_dir}: no such directory")
     source = spec.build(split, data_dir, **resolved)
     if len(source) == 0:
         raise DataError(f"{entry.name} {split}: the split is empty")

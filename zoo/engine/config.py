@@ -121,6 +121,12 @@ FIELD_CHECKS: dict[str, Option] = {o.name: o for o in (
 FIELD_CHECKS = {name: dataclasses.replace(o, flag=_flag(name)) for name, o in FIELD_CHECKS.items()}
 
 
+def check_flag(flag: str, value: Any, default: Any, **bounds: Any) -> Any:
+    """Validate one command-line value with the same rules (and messages) as plugin options."""
+    option = Option(flag.lstrip("-").replace("-", "_"), default, flag=flag, **bounds)
+    return option.check(value, _shown(value))
+
+
 def available_memory() -> int:
     """Bytes of memory available to a new allocation (MemAvailable), or the physical total."""
     try:

@@ -11,7 +11,7 @@ import torch
 from zoo.api import create_dataset, load_model, weights_path
 from zoo.atomic import read_json, write_json
 from zoo.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, BatchLoader
-from zoo.engine.config import RunConfig
+from zoo.engine.config import RunConfig, check_flag
 from zoo.engine.device import autocast, pick_device
 from zoo.metrics import SegmentationMeter
 from zoo.registry import Registry
@@ -81,6 +81,10 @@ def evaluate(
     """Rebuild the model from the files alone and score it on ``split``. Dataset, its options, image
     size and normalization default to the run's; a bare ``.safetensors`` needs ``dataset``.
     Writes the result as JSON to ``output`` (default: ``eval-<split>.json`` in the run directory)."""
+    check_flag("--batch-size", batch_size, 8, minimum=1)
+    check_flag("--threshold", threshold, 0.5, minimum=0, exclusive_minimum=True, maximum=1)
+    if image_size is not None:
+        check_flag("--image-size", image_size, 256, minimum=8)
     path = Path(path)
     weights = weights_path(path, which)
     saved = run_config(path)

@@ -15,6 +15,7 @@ from zoo.api import load_model, weights_path
 from zoo.atomic import save_atomic
 from zoo.data.pipeline import Normalize
 from zoo.data.source import IMAGE_SUFFIXES, SkipSample, decode_rgb
+from zoo.engine.config import check_flag
 from zoo.engine.device import pick_device
 from zoo.engine.evaluate import run_config, run_preprocessing
 from zoo.engine.plots import overlay
@@ -87,8 +88,9 @@ def predict(
 
     if tta not in TTA:
         raise UsageError(f"--tta {tta!r}: choose one of {', '.join(TTA)}")
-    if not 0 < threshold < 1:
-        raise UsageError(f"--threshold {threshold}: must be between 0 and 1")
+    check_flag("--threshold", threshold, 0.5, minimum=0, exclusive_minimum=True, maximum=1)
+    if image_size is not None:
+        check_flag("--image-size", image_size, 256, minimum=8)
     planned = plan_inputs(inputs)
     out = Path(out)
     if out.exists() and not out.is_dir():
