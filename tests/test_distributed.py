@@ -85,4 +85,5 @@ def test_rank0_failing_to_build_the_cache_ends_every_rank_cleanly(tmp_path):
     assert result.stderr.count("zoo: error:") == 2
     assert "zoo: error: rank 0 failed while building the data cache: the disk of rank 0 is gone" in result.stderr
     assert "zoo: error: the disk of rank 0 is gone" in result.stderr
-    assert "Traceback" not in result.stderr.split("torch.distributed.elastic")[0]
+    # torchrun's launcher prints its own ChildFailedError traceback; none may come from zoo's code
+    assert f'File "{ROOT / "zoo"}' not in result.stderr and "zoo_plugins" not in result.stderr
