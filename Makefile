@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 DEMO   ?= demo-run
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-slow demo bench clean
 
 setup: $(STAMP)
 
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The suite people run: everything but the long end-to-end tests (a few minutes on 2 cores).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The long tests CI runs as well: SIGKILL at every save point, random kills, DDP failures.
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
 
 # The main job: train and evaluate on the built-in synthetic dataset, then draw predictions.
 demo: setup

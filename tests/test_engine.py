@@ -46,6 +46,10 @@ def trained(tmp_path_factory) -> Path:
 
 def test_run_directory(trained):
     assert RUN_FILES <= {p.name for p in trained.iterdir()}
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in trained.iterdir() if p.name in RUN_FILES}
+    assert set(modes.values()) == {0o666 & ~umask}, modes  # weights too: no 0600 from a temp file
     config = json.loads((trained / "config.json").read_text())
     assert config["model"]["architecture"] == "unet" and config["model"]["options"]["encoder.base_channels"] == 8
     assert config["loss"] == "mse" and config["dataset"]["name"] == "synthetic"

@@ -42,6 +42,13 @@ def test_unknown_name_suggests_close_names(registry):
         registry.get("loss", "zzz")
 
 
+def test_hints_name_real_commands():
+    many = [f"name{i}" for i in range(20)]
+    assert str(UnknownNameError("architecture", "zz", many)) == "unknown architecture 'zz'; see `zoo list-models`"
+    assert str(UnknownNameError("loss", "zz", many)) == "unknown loss 'zz'; see `zoo list-losses`"
+    assert str(UnknownNameError("split", "zz", many)) == "unknown split 'zz'; 20 to choose from"
+
+
 def test_aliases_and_qualified_names(registry):
     assert registry.get("architecture", "resnet34-unet").name == "resnet34_unet"
     assert registry.get("loss", "iou").name == "jaccard"

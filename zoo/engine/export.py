@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from zoo.api import load_model, weights_path
+from zoo.atomic import save_atomic
 from zoo.errors import UsageError
 from zoo.registry import Registry
 
@@ -31,7 +32,7 @@ def export(path: str | Path, out: str | Path | None = None, *, fmt: str = "onnx"
         model, (example,), dynamo=True, opset_version=opset, input_names=["image"], output_names=["logits"],
         dynamic_shapes={"x": {0: batch, 2: height, 3: width}}, verbose=False,
     )
-    program.save(str(target))
+    save_atomic(target, lambda tmp: program.save(str(tmp)))
     return target
 
 

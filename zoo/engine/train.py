@@ -171,21 +171,16 @@ class Run:
                 rank, message = failed[0]
                 raise DataError(f"rank {rank} failed while {what}: {message}")
 
+        # two rounds: rank 0 works while the others wait in round 1, then they work in round 2
+        if not self.dist.main:
+            agree(None)
+        try:
+            yield
+        except Exception as exc:
+            agree(str(exc))
+            raise
+        agree(None)
         if self.dist.main:
-            try:
-                yield
-            except Exception as exc:
-                agree(str(exc))
-                raise
-            agree(None)
-            agree(None)
-        else:
-            agree(None)
-            try:
-                yield
-            except Exception as exc:
-                agree(str(exc))
-                raise
             agree(None)
 
     def _prepare_model(self) -> None:
