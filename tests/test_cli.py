@@ -12,7 +12,7 @@ from tests.conftest import run_zoo
 @pytest.mark.parametrize("command, names", [
     ("list-models", {"unet", "resnet34_unet"}),
     ("list-encoders", {"unet", "resnet34"}),
-    ("list-losses", {"mse", "bce", "dice", "jaccard", "focal", "tversky", "lovasz"}),
+    ("list-losses", {"mse", "bce", "ce", "dice", "jaccard", "focal", "tversky", "lovasz"}),
     ("list-datasets", {"oxford-pet", "folder", "synthetic"}),
 ])
 def test_list_json(command, names):
@@ -46,7 +46,8 @@ def test_info_shows_parameter_count_and_options():
     out = run_zoo("info", "unet", check=True).stdout
     assert "31.04M (31,037,633)" in out and "base_channels" in out
     data = json.loads(run_zoo("info", "focal", "--json", check=True).stdout)
-    assert data["kind"] == "loss" and {o["name"]: o["default"] for o in data["options"]} == {"alpha": None, "gamma": 2.0}
+    assert data["kind"] == "loss" and {o["name"]: o["default"] for o in data["options"]} == {"alpha": None, "gamma": 2.0,
+                                                                                         "class_weights": ""}
 
 
 def unet_parameters(base: int, in_channels: int = 3, classes: int = 1) -> int:

@@ -195,7 +195,7 @@ def test_extreme_logits_and_bf16(name):
     ("focal(gamma=2", "expected ',' or ')' at column 14"),
     ("focal(gamma=2,gamma=3)", "'gamma' given twice"),
     ("bce$", "unexpected character at column 4"),
-    ("focal(gama=3)", "focal' has no option 'gama' (valid: alpha, gamma)"),
+    ("focal(gama=3)", "focal' has no option 'gama' (valid: alpha, gamma, class_weights)"),
     ("focal(gamma=x)", "-o gamma=x: gamma must be a non-negative finite number"),
 ])
 def test_malformed_specs(spec, message):

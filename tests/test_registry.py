@@ -19,7 +19,7 @@ BUILTIN_PLUGINS = {"architectures", "encoders", "timm", "losses", "datasets"}
 
 def test_builtins_are_registered(registry):
     assert registry.names("architecture") == ["resnet34_unet", "unet"]
-    assert registry.names("loss") == ["bce", "dice", "focal", "jaccard", "lovasz", "mse", "tversky"]
+    assert registry.names("loss") == ["bce", "ce", "dice", "focal", "jaccard", "lovasz", "mse", "tversky"]
     assert registry.names("dataset") == ["folder", "oxford-pet", "synthetic"]
     assert registry.names("encoder") == ["resnet34", "unet"]
     assert {p.name for p in registry.plugins} == BUILTIN_PLUGINS
@@ -27,7 +27,7 @@ def test_builtins_are_registered(registry):
 
 
 def test_pattern_filters(registry):
-    assert registry.names("loss", "*ce") == ["bce", "dice"]
+    assert registry.names("loss", "*ce") == ["bce", "ce", "dice"]
     assert registry.names("loss", "b*") == ["bce"]
     assert registry.names("architecture", "resnet*") == ["resnet34_unet"]
     assert registry.names("loss", "losses:d*") == ["dice"]
@@ -38,7 +38,7 @@ def test_unknown_name_suggests_close_names(registry):
     with pytest.raises(UnknownNameError) as err:
         registry.get("architecture", "unte")
     assert str(err.value) == "unknown architecture 'unte'; did you mean unet?"
-    with pytest.raises(UnknownNameError, match="choose one of: bce, cross-entropy, dice"):
+    with pytest.raises(UnknownNameError, match="choose one of: bce, ce, cross-entropy, dice"):
         registry.get("loss", "zzz")
 
 

@@ -10,35 +10,51 @@ import torch
 from torch import nn
 
 from zoo.atomic import read_json, write_bytes
-from zoo.errors import UsageError, WeightsError
+from zoo.errors import PluginError, UsageError, WeightsError, ZooError
 from zoo.layers import count_parameters
 from zoo.options import route_options
 from zoo import registry_or_default
+from zoo.models import ModelConfig, Preprocessing, SegmentationModel, building, unwrap
 from zoo.registry import Registry
+from zoo.tasks import Task
 
 __all__ = ["create_model", "create_loss", "create_dataset", "save_model", "load_model", "count_parameters", "unwrap"]
 
 
 def create_model(
-    name: str | None = None, encoder: str | None = None, *, registry: Registry | None = None, **options: Any
-) -> nn.Module:
+    name: str | None = None, encoder: str | None = None, *, registry: Registry | None = None,
+    task: Task | None = None, preprocessing: Preprocessing | None = None, **options: Any
+) -> SegmentationModel:
     """Build architecture ``name`` on ``encoder`` (its default when None). ``options`` go to whichever
-    of the two declares them (``model.x`` / ``encoder.x`` to pick one). Returns logits ``(N, C, H, W)``."""
+    of the two declares them (``model.x`` / ``encoder.x`` to pick one). The head has ``task.channels``
+    outputs (a binary task by default; ``classes=N`` alone means N unnamed classes). Returns logits
+    ``(N, channels, H, W)`` for any input size; ``model.config`` says what the model is."""
     registry = registry_or_default(registry)
     arch = registry.get("architecture", name or registry.default("architecture"))
     enc = registry.get("encoder", encoder or arch.spec.default_encoder)
     routed = route_options(options, {"model": arch.spec, "encoder": enc.spec})
     enc_options = enc.spec.resolve_options(routed["encoder"])
-    encoder_module = enc.spec.build(enc.member, **enc_options) if enc.member else enc.spec.build(**enc_options)
     model_options = arch.spec.resolve_options(routed["model"])
-    model = arch.spec.build(encoder_module, **model_options)
-    model.zoo_config = {
-        "architecture": arch.name, "architecture_plugin": arch.plugin,
-        "encoder": enc.name, "encoder_plugin": enc.plugin,
-        "options": {**model_options, **{f"encoder.{k}": v for k, v in enc_options.items() if k != "weights"}},
-        "plugins": {e.plugin: _provenance(registry, e.plugin) for e in (arch, enc)},
-    }
+    if task is None:
+        task = task_for_channels(model_options.get("classes", 1))
+    if arch.spec.option("classes") is not None:
+        model_options["classes"] = task.channels
+    config = ModelConfig(arch.name, enc.name, arch.plugin, enc.plugin,
+                         {**model_options, **{f"encoder.{k}": v for k, v in enc_options.items() if k != "weights"}},
+                         task, preprocessing or Preprocessing(),
+                         {e.plugin: _provenance(registry, e.plugin) for e in (arch, enc)})
+    encoder_module = enc.spec.build(enc.member, **enc_options) if enc.member else enc.spec.build(**enc_options)
+    with building(config):
+        model = arch.spec.build(encoder_module, **model_options)
+    if not isinstance(model, SegmentationModel):
+        raise PluginError(f"architecture {arch.qualified!r} built a {type(model).__name__}; its factory must return "
+                          "a zoo.models.SegmentationModel")
     return model
+
+
+def task_for_channels(channels: int) -> Task:
+    """The task of a model asked for by its channel count alone: 1 is binary, N unnamed classes."""
+    return Task() if channels == 1 else Task("multiclass", tuple(f"class_{i}" for i in range(channels)))
 
 
 def _provenance(registry: Registry, plugin: str) -> dict[str, str]:
@@ -46,18 +62,15 @@ def _provenance(registry: Registry, plugin: str) -> dict[str, str]:
     return {"distribution": info.distribution if info else "", "version": info.version if info else ""}
 
 
-def model_from_config(config: dict[str, Any], registry: Registry | None = None) -> nn.Module:
-    """Rebuild an untrained model from the ``zoo_config`` saved with its weights."""
+def model_from_config(config: ModelConfig, registry: Registry | None = None) -> SegmentationModel:
+    """Rebuild an untrained model from the config saved with its weights."""
     registry = registry_or_default(registry)
-    try:
-        arch, enc, options = config["architecture"], config["encoder"], dict(config["options"])
-    except (KeyError, TypeError):
-        raise WeightsError("model config lacks architecture/encoder/options") from None
     qualify = lambda name, plugin: f"{plugin}:{name}" if plugin else name  # noqa: E731
-    provenance = config.get("plugins") or {}
-    arch_entry = registry.require("architecture", qualify(arch, config.get("architecture_plugin")), provenance)
-    enc_entry = registry.require("encoder", qualify(enc, config.get("encoder_plugin")), provenance)
-    return create_model(arch_entry.qualified, enc_entry.qualified, registry=registry, **options)
+    arch = registry.require("architecture", qualify(config.architecture, config.architecture_plugin), config.plugins)
+    enc = registry.require("encoder", qualify(config.encoder, config.encoder_plugin), config.plugins)
+    options = {k: v for k, v in config.options.items() if k != "classes"}
+    return create_model(arch.qualified, enc.qualified, registry=registry, task=config.task,
+                        preprocessing=config.preprocessing, **options)
 
 
 def create_loss(spec: str | None = None, *, registry: Registry | None = None) -> nn.Module:
@@ -89,30 +102,21 @@ def create_dataset(
                         cache_dir=cache_dir, options=options)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside DDP and torch.compile wrappers."""
-    while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if inner is None:
-            return model
-        model = inner
-
-
 def save_model(model: nn.Module, path: str | Path, **metadata: Any) -> Path:
     """Write ``model``'s weights to a ``.safetensors`` file whose header carries the config that
     rebuilds it (plus ``metadata``), so the file alone is enough for :func:`load_model`."""
     from safetensors.torch import save
 
     model = unwrap(model)
-    config = getattr(model, "zoo_config", None)
-    if not config:
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
         raise WeightsError("this model was not built by zoo.create_model, so it has no config to save")
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / "model.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    header = {"zoo": json.dumps(config), **{k: json.dumps(v, default=str) for k, v in metadata.items()}}
+    header = {"zoo": json.dumps(config.to_dict()), **{k: json.dumps(v, default=str) for k, v in metadata.items()}}
     return write_bytes(path, save(state, metadata=header))  # a full disk is an OSError naming the file
 
 
@@ -142,8 +146,9 @@ def weights_path(path: str | Path, which: str = "model") -> Path:
     return path
 
 
-def read_model_config(path: Path) -> dict[str, Any]:
-    """The model config of a weights file: from its header, else from ``config.json`` beside it."""
+def read_model_config(path: Path) -> ModelConfig:
+    """The model config of a weights file: from its header, else from ``config.json`` beside it.
+    Round-1 files recorded no task (binary) and kept the preprocessing in the run's config.json."""
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -151,32 +156,41 @@ def read_model_config(path: Path) -> dict[str, Any]:
             meta = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({' '.join(str(exc).split())})") from None
+    sidecar = path.parent / "config.json"
+    run = read_json(sidecar, "run config") if sidecar.is_file() else {}
+    run = run if isinstance(run, dict) else {}
     if "zoo" in meta:
         try:
-            return json.loads(meta["zoo"])
+            data = json.loads(meta["zoo"])
         except json.JSONDecodeError:
             raise WeightsError(f"{path}: the zoo config in its header is not valid JSON") from None
-    sidecar = path.parent / "config.json"
-    if sidecar.is_file():
-        config = read_json(sidecar, "run config")
-        return config.get("model", config) if isinstance(config, dict) else {}
-    raise WeightsError(f"{path}: no zoo config in its header and no config.json beside it")
+    elif run:
+        data = run.get("model", run)
+    else:
+        raise WeightsError(f"{path}: no zoo config in its header and no config.json beside it")
+    if "preprocessing" not in data and isinstance(run.get("dataset"), dict):
+        data = {**data, "preprocessing": run["dataset"]}
+    try:
+        return ModelConfig.from_dict(data)
+    except (KeyError, TypeError, ValueError, ZooError) as exc:
+        raise WeightsError(f"{path}: the model config lacks or garbles {exc}") from None
 
 
 def load_model(path: str | Path, *, which: str = "model", registry: Registry | None = None,
-               map_location: str | torch.device = "cpu") -> nn.Module:
+               map_location: str | torch.device = "cpu") -> SegmentationModel:
     """Rebuild a model from a run directory (``which``: ``model`` = best, ``last``) or a
     ``.safetensors`` file, and load its weights. Never unpickles anything."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = weights_path(path, which)
-    model = model_from_config(read_model_config(path), registry)
+    config = read_model_config(path)
+    model = model_from_config(config, registry)
     try:
         state = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError) as exc:
         raise WeightsError(f"{path}: cannot read weights ({' '.join(str(exc).split())})") from None
-    target = f"{model.zoo_config['architecture']} on {model.zoo_config['encoder']}"
+    target = f"{config.architecture} on {config.encoder}"
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # tensors of the right names but other shapes

@@ -253,9 +253,13 @@ class EncoderFamilySpec(Spec):
 
 @dataclass(frozen=True)
 class LossSpec(Spec):
-    """A loss; ``factory(**options)`` returns an ``nn.Module(logits, target, valid=None) -> scalar``."""
+    """A loss; ``factory(**options)`` returns an ``nn.Module(logits, target, valid=None) -> scalar``.
+    A loss that serves more than the binary task lists them in ``tasks``; its factory then also
+    receives ``task`` (a :class:`zoo.tasks.Task`)."""
 
     kind: ClassVar[str] = "loss"
+
+    tasks: tuple[str, ...] = ("binary",)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ def predict(
     out: Annotated[str, typer.Option(help="Output folder.")] = "predictions",
     threshold: Annotated[float, typer.Option(help="Probability threshold.")] = 0.5,
     tta: Annotated[str, typer.Option(help="Test-time augmentation: none or flip.")] = "none",
+    probs: Annotated[bool, typer.Option("--probs", help="Also write NAME.probs.npy: float16 per-class "
+                                        "probabilities (C, H, W).")] = False,
     image_size: Annotated[Optional[int], typer.Option(help="Default: the run's.")] = None,
     which: Which = "model",
     device: Device = "auto",
@@ -66,12 +68,14 @@ def predict(
     from zoo.engine.predict import predict as run_predict
 
     result = run_predict(path, inputs, out, threshold=threshold, tta=tta, which=which,
-                         image_size=image_size, device=device)
+                         image_size=image_size, device=device, probs=probs)
     if as_json:
         print_json({"written": result.written, "failed": result.failed})
     else:
         for item in result.written:
-            print(f"{item['input']} -> {item['mask']}, {item['overlay']} (foreground {item['foreground']:.1%})")
+            what = f"foreground {item['foreground']:.1%}" if "foreground" in item else \
+                ", ".join(item.get("classes_present", [])) or "per-label masks"
+            print(f"{item['input']} -> {item.get('mask', item['overlay'])} ({what})")
     if result.failed:
         names = ", ".join(f"{f['input']} ({f['reason']})" for f in result.failed)
         raise ZooError(f"{len(result.failed)} of {len(result.failed) + len(result.written)} inputs could not be "

@@ -68,7 +68,9 @@ def train(
         return
     best = result.best
     if best:
-        print(f"best valid dice {best['valid_dice']:.4f} (iou {best['valid_iou']:.4f}) at epoch {best['epoch']}")
+        from zoo.engine.progress import describe
+
+        print(f"best {describe(best)} at epoch {best['epoch']}")
     print(f"run: {result.run_dir}")
 
 

@@ -17,8 +17,9 @@ import numpy as np
 
 from zoo.data.source import DataWarning, Sample, SampleSource, SkipSample
 from zoo.errors import DataError
+from zoo.tasks import Task
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -30,16 +31,23 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class CachedSplit:
-    """One split in memory-mapped arrays: images (N, H, W, 3), masks (N, H, W), valid or None."""
+    """One split in memory-mapped arrays: images (N, H, W, 3), masks, valid (N, H, W) or None."""
 
     images: np.ndarray
-    masks: np.ndarray
+    masks: np.ndarray  # (N, H, W) class indices, or (N, H, W, C) planes for multilabel
     valid: np.ndarray | None
     names: list[str]
     path: Path
+    task: Task = Task()
 
     def __len__(self) -> int:
         return len(self.names)
+
+
+def _resize_plane(plane: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(plane).resize(target, Image.NEAREST))
 
 
 def resize_sample(sample: Sample, size: int, keep_aspect: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -47,14 +55,19 @@ def resize_sample(sample: Sample, size: int, keep_aspect: bool) -> tuple[np.ndar
     and pads; padded pixels are marked invalid so they count for nothing."""
     from PIL import Image
 
-    h, w = sample.mask.shape
+    h, w = sample.mask.shape[:2]
     target = (size, size) if not keep_aspect else (max(1, round(w * size / max(h, w))), max(1, round(h * size / max(h, w))))
     image = np.asarray(Image.fromarray(sample.image).resize(target, Image.BILINEAR))
-    mask = np.asarray(Image.fromarray(sample.mask).resize(target, Image.NEAREST))
-    valid = None if sample.valid is None else np.asarray(Image.fromarray(sample.valid).resize(target, Image.NEAREST))
+    if sample.mask.ndim == 3:  # multilabel planes, one at a time
+        mask = np.stack([_resize_plane(np.ascontiguousarray(sample.mask[..., c]), target)
+                         for c in range(sample.mask.shape[2])], -1)
+    else:
+        mask = _resize_plane(sample.mask, target)
+    valid = None if sample.valid is None else _resize_plane(sample.valid, target)
     if keep_aspect:
-        canvas = lambda arr, c: np.zeros((size, size, c) if c else (size, size), np.uint8)  # noqa: E731
-        out_i, out_m, out_v = canvas(image, 3), canvas(mask, 0), canvas(mask, 0)
+        out_i = np.zeros((size, size, 3), np.uint8)
+        out_m = np.zeros((size, size, *mask.shape[2:]), mask.dtype)
+        out_v = np.zeros((size, size), np.uint8)
         out_i[: target[1], : target[0]], out_m[: target[1], : target[0]] = image, mask
         out_v[: target[1], : target[0]] = 1 if valid is None else valid
         return out_i, out_m, out_v
@@ -76,7 +89,8 @@ def cache_key(identity: list[Any], fingerprint: str) -> str:
 def _open(folder: Path) -> CachedSplit:
     meta = json.loads((folder / "meta.json").read_text())
     load = lambda name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)  # noqa: E731
-    return CachedSplit(load("images"), load("masks"), load("valid") if meta["has_valid"] else None, meta["names"], folder)
+    return CachedSplit(load("images"), load("masks"), load("valid") if meta["has_valid"] else None, meta["names"], folder,
+                       Task.from_dict(meta.get("task")))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -121,7 +135,9 @@ def build_or_open(
     _remove_dead_builds(root)
     has_valid = source.has_valid or keep_aspect
     n = len(source)
-    check_space(root, n * size * size * (5 if has_valid else 4), f"{dataset} {split} at --image-size {size}")
+    task = source.task
+    mask_bytes = (task.channels if task.kind == "multilabel" else 1) * (1 if len(task.classes) <= 255 else 2)
+    check_space(root, n * size * size * (3 + mask_bytes + has_valid), f"{dataset} {split} at --image-size {size}")
     tmp = root / f".{split}-{key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -147,7 +163,10 @@ def build_or_open(
 def _build(source: SampleSource, tmp: Path, n: int, size: int, keep_aspect: bool, has_valid: bool,
            workers: int | None, dataset: str, split: str) -> None:
     images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, size, size, 3))
-    masks = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, size, size))
+    task = source.task
+    planes = (task.channels,) if task.kind == "multilabel" else ()
+    dtype = np.uint8 if len(task.classes) <= 255 else np.uint16
+    masks = np.lib.format.open_memmap(tmp / "masks.npy", "w+", dtype, (n, size, size, *planes))
     valid = np.lib.format.open_memmap(tmp / "valid.npy", "w+", np.uint8, (n, size, size)) if has_valid else None
 
     def work(i: int) -> str | None:
@@ -175,5 +194,6 @@ def _build(source: SampleSource, tmp: Path, n: int, size: int, keep_aspect: bool
             os.replace(tmp / f"{name}.compact.npy", tmp / f"{name}.npy")
     del images, masks, valid, arrays
     meta = {"dataset": dataset, "split": split, "size": size, "keep_aspect": keep_aspect,
-            "names": [source.names[i] for i in kept], "skipped": [p for p in problems if p], "has_valid": has_valid}
+            "names": [source.names[i] for i in kept], "skipped": [p for p in problems if p], "has_valid": has_valid,
+            "task": task.to_dict()}
     (tmp / "meta.json").write_text(json.dumps(meta, default=str))

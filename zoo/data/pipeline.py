@@ -58,6 +58,9 @@ class Augment:
         return self.scale != (1.0, 1.0) or bool(self.rotate) or bool(self.translate)
 
 
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.rand(n, generator=gen, device=device) * (high - low) + low
 
@@ -65,8 +68,9 @@ def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torc
 def augment_batch(
     images: torch.Tensor, masks: torch.Tensor, valid: torch.Tensor, aug: Augment, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``images`` float in [0, 1] (N, 3, H, W); ``masks`` and ``valid`` float (N, 1, H, W). Geometry
-    moves all three alike (masks nearest); pixels brought in from outside become invalid."""
+    """``images`` float in [0, 1] (N, 3, H, W); ``masks`` float (N, C, H, W) (class indices or label
+    planes) and ``valid`` float (N, 1, H, W). Geometry moves all three alike (masks nearest); pixels
+    brought in from outside become invalid."""
     n, device = images.shape[0], images.device
     if aug.hflip:
         flip = (torch.rand(n, generator=gen, device=device) < aug.hflip).view(n, 1, 1, 1)
@@ -80,11 +84,11 @@ def augment_batch(
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         both = F.grid_sample(torch.cat((masks, valid), 1), grid, mode="nearest", padding_mode="zeros", align_corners=False)
-        masks, valid = both[:, :1], both[:, 1:]
+        masks, valid = both[:, :-1], both[:, -1:]
     if aug.brightness or aug.contrast or aug.saturation:
         view = (n, 1, 1, 1)
         images = images * _uniform(n, 1 - aug.brightness, 1 + aug.brightness, gen, device).view(view)
-        gray = (images * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        gray = (images * _LUMA.to(images.device, images.dtype)).sum(1, keepdim=True)
         images = gray + (images - gray) * _uniform(n, 1 - aug.saturation, 1 + aug.saturation, gen, device).view(view)
         mean = gray.mean((2, 3), keepdim=True)
         images = mean + (images - mean) * _uniform(n, 1 - aug.contrast, 1 + aug.contrast, gen, device).view(view)
@@ -107,7 +111,7 @@ class Normalize:
 @dataclass
 class Batch:
     images: torch.Tensor  # float (N, 3, H, W), normalized
-    masks: torch.Tensor  # float (N, 1, H, W) in {0, 1}
+    masks: torch.Tensor  # the loss target: binary float (N, 1, H, W), multiclass long (N, H, W), multilabel float (N, C, H, W)
     valid: torch.Tensor | None  # float (N, 1, H, W) or None when every pixel counts
     indices: np.ndarray
 
@@ -210,14 +214,16 @@ class BatchLoader:
         dev = [t.to(self.device, non_blocking=True) for t in host]
         # NHWC uint8 viewed as NCHW is already channels_last in memory: no copy for such models
         images = dev[0].permute(0, 3, 1, 2).float()
-        masks = dev[1].unsqueeze(1).float()
+        masks = dev[1].permute(0, 3, 1, 2).float() if dev[1].dim() == 4 else dev[1].unsqueeze(1).float()
         valid = dev[2].unsqueeze(1).float() if len(dev) > 2 else None
         if self.augment.active:
             gen = torch.Generator(device=self.device).manual_seed(step_seed(self.seed, epoch, step, self.rank))
-            ones = valid if valid is not None else torch.ones_like(masks)
+            ones = valid if valid is not None else torch.ones_like(masks[:, :1])
             images, masks, ones = augment_batch(images / 255, masks, ones, self.augment, gen)
             images = images * 255
             valid = ones if valid is not None or self.augment.geometric else None
         images = self.normalize(images)
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
+        if self.split.task.kind == "multiclass":
+            masks = masks[:, 0].round().long()
         return Batch(images.contiguous(memory_format=memory), masks, valid, chunk)

@@ -10,6 +10,7 @@ from typing import Iterable
 import numpy as np
 
 from zoo.errors import DataError
+from zoo.tasks import Task
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
@@ -25,16 +26,18 @@ class SkipSample(Exception):
 @dataclass
 class Sample:
     image: np.ndarray  # uint8 (H, W, 3)
-    mask: np.ndarray  # uint8 (H, W) in {0, 1}
+    mask: np.ndarray  # (H, W) class indices (binary: 0/1), or (H, W, C) 0/1 planes for multilabel
     valid: np.ndarray | None = None  # uint8 (H, W), 1 where the pixel counts
 
 
 class SampleSource:
     """One split of a dataset. ``names`` identify samples; ``load(i)`` returns the i-th at its own
-    size; ``fingerprint()`` changes whenever the underlying data do (it keys the cache)."""
+    size; ``fingerprint()`` changes whenever the underlying data do (it keys the cache). ``task``
+    declares what the masks hold (binary unless the dataset says otherwise)."""
 
     names: list[str]
     has_valid: bool = False
+    task: Task = Task()
 
     def __len__(self) -> int:
         return len(self.names)
@@ -123,3 +126,37 @@ def check_same_size(image: np.ndarray, mask: np.ndarray, path: Path) -> None:
     if image.shape[:2] != mask.shape[:2]:
         raise DataError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
                         f"{image.shape[1]}x{image.shape[0]}")
+
+
+def index_mask(values: np.ndarray, path: Path, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices as written (an index or palette PNG) -> (mask, valid): ``task.ignore_index``
+    pixels become invalid; any other value outside the classes is an error naming file and values."""
+    valid = values != task.ignore_index
+    unexpected = np.unique(values[valid & (values >= len(task.classes))])
+    if unexpected.size:
+        raise DataError(f"{path}: mask values {unexpected[:8].tolist()} are not classes of this dataset "
+                        f"(0..{len(task.classes) - 1}, or {task.ignore_index} to ignore a pixel)")
+    dtype = np.uint8 if len(task.classes) <= 255 else np.uint16
+    return np.where(valid, values, 0).astype(dtype), valid.astype(np.uint8)
+
+
+def color_mask(path: Path, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB colour mask -> (mask, valid) by the task's class colours; white (255, 255, 255) marks
+    ignored pixels unless it is a class's colour; any other colour is an error naming file and colours."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(np.int32)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    lookup = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(task.colors)}
+    mask = np.zeros(codes.shape, np.uint8 if len(task.classes) <= 255 else np.uint16)
+    valid = np.zeros(codes.shape, np.uint8)
+    found = np.unique(codes)
+    unknown = [c for c in found.tolist() if c not in lookup and c != 0xFFFFFF]
+    if unknown:
+        shown = ", ".join(f"#{c:06x}" for c in unknown[:4])
+        raise DataError(f"{path}: colours {shown} are not class colours of this dataset "
+                        f"({', '.join(f'{n}=#{(r << 16) | (g << 8) | b:06x}' for n, (r, g, b) in zip(task.classes, task.colors))})")
+    for code, index in lookup.items():
+        where = codes == code
+        mask[where], valid[where] = index, 1
+    return mask, valid

@@ -53,6 +53,8 @@ class RunConfig:
     seed: int = 0
     samples: int = 4  # validation images drawn in samples.png
     cache_dir: str | None = None
+    classes: str | None = None  # class names overriding (or, for index masks, declaring) the dataset's
+    monitor: str | None = None  # row key that picks the best epoch ("key" or "key:min"); task's default
     options: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> "RunConfig":

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from zoo.api import create_dataset, load_model, weights_path
-from zoo.atomic import read_json, write_json
-from zoo.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, BatchLoader
-from zoo.engine.config import RunConfig, check_flag
+from zoo.atomic import read_json, save_atomic, write_json
+from zoo.data.pipeline import BatchLoader
+from zoo.engine.config import check_flag
 from zoo.engine.device import autocast, pick_device
+from zoo.engine.plots import plot_confusion
+from zoo.errors import UsageError
 from zoo.metrics import SegmentationMeter
 from zoo.registry import Registry
+from zoo.tasks import Task
 
 
 @torch.no_grad()
-def score(model: torch.nn.Module, loader: BatchLoader, dtype: torch.dtype | None = None,
-          threshold: float = 0.5) -> dict[str, float]:
-    """Dice and IoU (per image and over the split) of ``model`` on every batch of ``loader``,
+def score(model: torch.nn.Module, loader: BatchLoader, task: Task, dtype: torch.dtype | None = None,
+          threshold: float = 0.5) -> dict[str, Any]:
+    """Every metric of :class:`SegmentationMeter` for ``model`` on every batch of ``loader``,
     summed over all DDP ranks."""
     was_training = model.training
     model.eval()
-    meter = SegmentationMeter(loader.device, threshold)
+    meter = SegmentationMeter(task, loader.device, threshold)
     for batch in loader.epoch(0):
         with autocast(loader.device, dtype):
             logits = model(batch.images)
@@ -44,24 +46,6 @@ def run_config(path: Path) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-@dataclass(frozen=True)
-class Preprocessing:
-    """How a run fed images to its model; a bare weights file gets zoo's training defaults."""
-
-    image_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    keep_aspect: bool
-
-
-def run_preprocessing(saved: dict[str, Any], image_size: int | None = None) -> Preprocessing:
-    data, run = saved.get("dataset", {}), saved.get("run", {})
-    pick = lambda key, default: data.get(key, run.get(key, default))  # noqa: E731
-    return Preprocessing(image_size or pick("image_size", RunConfig.image_size),
-                         tuple(pick("mean", IMAGENET_MEAN)), tuple(pick("std", IMAGENET_STD)),
-                         pick("keep_aspect", RunConfig.keep_aspect))
-
-
 def evaluate(
     path: str | Path,
     *,
@@ -79,8 +63,9 @@ def evaluate(
     output: str | Path | None = None,
 ) -> dict[str, Any]:
     """Rebuild the model from the files alone and score it on ``split``. Dataset, its options, image
-    size and normalization default to the run's; a bare ``.safetensors`` needs ``dataset``.
-    Writes the result as JSON to ``output`` (default: ``eval-<split>.json`` in the run directory)."""
+    size and normalization default to the run's (the model's config); a bare ``.safetensors`` needs
+    ``dataset``. Writes the result as JSON to ``output`` (default: ``eval-<split>.json`` beside the
+    weights) and the confusion matrix as ``confusion-<split>.png``."""
     check_flag("--batch-size", batch_size, 8, minimum=1)
     check_flag("--threshold", threshold, 0.5, minimum=0, exclusive_minimum=True, maximum=1)
     if image_size is not None:
@@ -88,23 +73,37 @@ def evaluate(
     path = Path(path)
     weights = weights_path(path, which)
     saved = run_config(path)
-    run = saved.get("run", {})
-    data = saved.get("dataset", {})
-    prep = run_preprocessing(saved, image_size)
+    run, data = saved.get("run", {}), saved.get("dataset", {})
+    dev = pick_device(device)
+    model = load_model(weights, registry=registry, map_location="cpu").to(dev)
+    config = model.config
+    prep = config.preprocessing
     same_dataset = dataset is None or dataset == data.get("name")
     name = dataset or data.get("name") or "synthetic"
     ds_options = {**(data.get("options", {}) if same_dataset else {}), **(options or {})}
-    dev = pick_device(device)
-    model = load_model(weights, registry=registry, map_location="cpu").to(dev)
     split_data = create_dataset(name, split, data_dir or (run.get("data_dir") if same_dataset else None),
-                                image_size=prep.image_size, keep_aspect=prep.keep_aspect,
+                                image_size=image_size or prep.image_size, keep_aspect=prep.keep_aspect,
                                 cache_dir=cache_dir or run.get("cache_dir"), registry=registry, **ds_options)
+    if split_data.cached.task.channels != config.task.channels or split_data.cached.task.kind != config.task.kind:
+        raise UsageError(f"{name} {split} is a {split_data.cached.task.kind} dataset with {len(split_data.cached.task.classes)} "
+                         f"classes; the model predicts {config.task.kind} with {len(config.task.classes)}")
     loader = BatchLoader(split_data.cached, batch_size, dev, train=False, mean=prep.mean, std=prep.std)
-    metrics = score(model, loader, threshold=threshold)
-    result = {"weights": str(weights), "architecture": model.zoo_config["architecture"],
-              "encoder": model.zoo_config["encoder"],
-              "dataset": name, "split": split, "image_size": prep.image_size, "threshold": threshold, **metrics}
+    dtype = _run_dtype(run, dev)
+    metrics = score(model, loader, config.task, dtype, threshold=threshold)
+    metrics["classes"] = list(config.task.metric_classes)
+    result = {"weights": str(weights), "architecture": config.architecture, "encoder": config.encoder,
+              "task": config.task.kind, "dataset": name, "split": split, "image_size": image_size or prep.image_size,
+              "protocol": "resized to the training size, as in validation", "threshold": threshold, **metrics}
     target = Path(output) if output else (weights.parent / f"eval-{split}.json")
     write_json(target, result)
-    result["output"] = str(target)
+    picture = target.with_name(f"confusion-{split}.png")
+    save_atomic(picture, lambda tmp: plot_confusion(metrics, config.task, tmp))
+    result["output"], result["confusion_png"] = str(target), str(picture)
     return result
+
+
+def _run_dtype(run: dict[str, Any], device: torch.device) -> torch.dtype | None:
+    """The autocast a run validated with, so eval reproduces its validation figures."""
+    from zoo.engine.device import amp_dtype
+
+    return amp_dtype(device, run.get("amp"))

@@ -25,7 +25,7 @@ def export(path: str | Path, out: str | Path | None = None, *, fmt: str = "onnx"
     weights = weights_path(path, which)
     model = load_model(weights, registry=registry).eval()
     target = Path(out) if out else weights.with_suffix(".onnx")
-    channels = model.zoo_config["options"].get("encoder.in_channels") or _first_conv_channels(model)
+    channels = model.config.options.get("encoder.in_channels") or _first_conv_channels(model)
     example = torch.randn(2, channels, image_size, image_size)
     batch, height, width = (torch.export.Dim(n, min=1, max=4096) for n in ("batch", "height", "width"))
     program = torch.onnx.export(

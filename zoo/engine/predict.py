@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -17,8 +17,10 @@ from zoo.data.pipeline import Normalize
 from zoo.data.source import IMAGE_SUFFIXES, SkipSample, decode_rgb
 from zoo.engine.config import check_flag
 from zoo.engine.device import pick_device
-from zoo.engine.evaluate import run_config, run_preprocessing
-from zoo.engine.plots import overlay
+from zoo.engine.plots import overlay, with_legend
+from zoo.metrics import probabilities as probs_of
+from zoo.models import Preprocessing
+from zoo.tasks import Task
 from zoo.errors import DataError, UsageError
 from zoo.registry import Registry
 
@@ -56,19 +58,79 @@ def plan_inputs(inputs: Iterable[str | Path]) -> list[PlannedInput]:
 
 
 @torch.no_grad()
-def probabilities(model: torch.nn.Module, image: np.ndarray, size: int, normalize: Normalize,
-                  device: torch.device, tta: str = "none") -> np.ndarray:
-    """Foreground probability (H, W) at the image's own resolution: the model sees the image at
-    ``size`` (as in training) and its logits are resized back bilinearly."""
+def predict_logits(model: torch.nn.Module, image: np.ndarray, prep: Preprocessing, normalize: Normalize,
+                   device: torch.device, tta: str = "none") -> torch.Tensor:
+    """Logits (C, H, W) at the image's own resolution. The model sees the image as in training
+    (resized to the training size, or padded to it keeping the aspect) and its logits are mapped back
+    bilinearly; ``tta="flip"`` averages with the mirrored image's."""
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()
     h, w = x.shape[-2:]
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    size = prep.image_size
+    if prep.keep_aspect:  # as the cache did: long side to size, padding below and right
+        th, tw = max(1, round(h * size / max(h, w))), max(1, round(w * size / max(h, w)))
+        x = F.pad(F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True),
+                  (0, size - tw, 0, size - th))
+    else:
+        th, tw = size, size
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     x = normalize(x)
-    logits = model(x)
+    logits = model(x).float()
     if tta == "flip":
-        logits = (logits + model(x.flip(-1)).flip(-1)) / 2
-    logits = F.interpolate(logits[:, :1].float(), size=(h, w), mode="bilinear", align_corners=False)
-    return torch.sigmoid(logits)[0, 0].cpu().numpy()
+        logits = (logits + model(x.flip(-1)).float().flip(-1)) / 2
+    logits = logits[..., :th, :tw]
+    return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)[0]
+
+
+def probabilities(model: torch.nn.Module, image: np.ndarray, prep: Preprocessing, normalize: Normalize,
+                  device: torch.device, tta: str = "none") -> np.ndarray:
+    """Per-class probabilities (C, H, W) at the image's own resolution (binary: the foreground's)."""
+    return probs_of(model.config.task, predict_logits(model, image, prep, normalize, device, tta)[None])[0].cpu().numpy()
+
+
+def write_outputs(item: "PlannedInput", out: Path, image: np.ndarray, logits: torch.Tensor, task: Task,
+                  threshold: float, probs: bool) -> dict[str, Any]:
+    """The mask (binary 0/255; multiclass an index PNG in palette mode with the task's colours;
+    multilabel one 0/255 mask per label), the overlay with a legend, and optionally probabilities."""
+    from PIL import Image
+
+    p = probs_of(task, logits[None])[0]
+    written: dict[str, Any] = {"input": str(item.source)}
+    mask_path = item.output(out, "mask")
+    mask_path.parent.mkdir(parents=True, exist_ok=True)
+    if task.kind == "multiclass":
+        labels = p.argmax(0).cpu().numpy().astype(np.uint8)
+        indexed = Image.fromarray(labels, mode="L").convert("P")
+        indexed.putpalette([v for colour in task.colors for v in colour])
+        save_atomic(mask_path, lambda tmp: indexed.save(tmp, format="PNG"))
+        written["classes_present"] = sorted({task.classes[i] for i in np.unique(labels).tolist()})
+    elif task.kind == "binary":
+        labels = (p[0] > threshold).cpu().numpy().astype(np.uint8)
+        save_atomic(mask_path, lambda tmp: Image.fromarray(labels * 255).save(tmp, format="PNG"))
+        written["foreground"] = float(labels.mean())
+    else:
+        labels = (p > threshold).permute(1, 2, 0).cpu().numpy().astype(np.uint8)
+        for c, name in enumerate(task.classes):
+            plane = item.output(out, f"{name}.mask")
+            save_atomic(plane, lambda tmp: Image.fromarray(labels[..., c] * 255).save(tmp, format="PNG"))
+            written[f"mask_{name}"] = str(plane)
+        mask_path = None
+    if mask_path is not None:
+        written["mask"] = str(mask_path)
+    overlay_path = item.output(out, "overlay")
+    picture = with_legend(overlay(image, labels, task), task)
+    save_atomic(overlay_path, lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
+    written["overlay"] = str(overlay_path)
+    if probs:
+        probs_path = overlay_path.with_name(f"{item.relative.name}.probs.npy")
+        values = p.cpu().numpy().astype(np.float16)
+
+        def save_probs(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, values)
+
+        save_atomic(probs_path, save_probs)
+        written["probs"] = str(probs_path)
+    return written
 
 
 @dataclass
@@ -80,12 +142,11 @@ class PredictResult:
 def predict(
     path: str | Path, inputs: Iterable[str | Path], out: str | Path, *, threshold: float = 0.5,
     tta: str = "none", which: str = "model", image_size: int | None = None, device: str = "auto",
-    registry: Registry | None = None,
+    probs: bool = False, registry: Registry | None = None,
 ) -> PredictResult:
-    """Write ``NAME.mask.png`` (0/255 at the input's resolution) and ``NAME.overlay.png`` per input
-    image. A file that cannot be decoded is recorded in ``failed`` and the others go on."""
-    from PIL import Image
-
+    """Write ``NAME.mask.png`` (at the input's resolution) and ``NAME.overlay.png`` per input image
+    (and ``NAME.probs.npy``, float16 (C, H, W), with ``probs``). A file that cannot be decoded is
+    recorded in ``failed`` and the others go on."""
     if tta not in TTA:
         raise UsageError(f"--tta {tta!r}: choose one of {', '.join(TTA)}")
     check_flag("--threshold", threshold, 0.5, minimum=0, exclusive_minimum=True, maximum=1)
@@ -96,10 +157,12 @@ def predict(
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
     weights = weights_path(path, which)
-    prep = run_preprocessing(run_config(Path(path)), image_size)
     dev = pick_device(device)
-    normalize = Normalize(prep.mean, prep.std, dev)
     model = load_model(weights, registry=registry).to(dev)
+    prep = model.config.preprocessing
+    if image_size is not None:
+        prep = replace(prep, image_size=image_size)
+    normalize = Normalize(prep.mean, prep.std, dev)
     written, failed = [], []
     for item in planned:
         try:
@@ -107,11 +170,6 @@ def predict(
         except SkipSample as exc:
             failed.append({"input": str(item.source), "reason": str(exc).removeprefix(f"{item.source}: ")})
             continue
-        mask = (probabilities(model, image, prep.image_size, normalize, dev, tta) > threshold).astype(np.uint8)
-        mask_path, overlay_path = item.output(out, "mask"), item.output(out, "overlay")
-        mask_path.parent.mkdir(parents=True, exist_ok=True)
-        save_atomic(mask_path, lambda tmp: Image.fromarray(mask * 255).save(tmp, format="PNG"))
-        save_atomic(overlay_path, lambda tmp: Image.fromarray(overlay(image, mask)).save(tmp, format="PNG"))
-        written.append({"input": str(item.source), "mask": str(mask_path), "overlay": str(overlay_path),
-                        "foreground": float(mask.mean())})
+        logits = predict_logits(model, image, prep, normalize, dev, tta)
+        written.append(write_outputs(item, out, image, logits, model.config.task, threshold, probs))
     return PredictResult(written, failed)

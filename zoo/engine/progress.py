@@ -34,9 +34,20 @@ class EpochBar:
             self.progress.stop()
 
     @staticmethod
-    def summary(row: dict[str, Any], epochs: int) -> None:
+    def summary(row: dict[str, Any], epochs: int, monitor: str = "valid_dice") -> None:
         import sys
 
-        print(f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  valid dice {row['valid_dice']:.4f}  "
-              f"iou {row['valid_iou']:.4f}  {row['seconds']:.1f}s  {row['images_per_s']:.1f} img/s",
-              file=sys.stderr)
+        print(f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  {describe(row, monitor)}  "
+              f"{row['seconds']:.1f}s  {row['images_per_s']:.1f} img/s", file=sys.stderr)
+
+
+def describe(row: dict[str, Any], monitor: str = "valid_dice") -> str:
+    """The validation figures of a metrics row in a few words: Dice and IoU, or mIoU and mDice."""
+    if "valid_dice" in row:
+        text = f"valid dice {row['valid_dice']:.4f}  iou {row['valid_iou']:.4f}"
+    else:
+        text = f"valid miou {row['valid_miou']:.4f}  mdice {row['valid_mdice']:.4f}"
+    key = monitor.partition(":")[0]
+    if key not in ("valid_dice", "valid_miou") and isinstance(row.get(key), (int, float)):
+        text += f"  {key} {row[key]:.4f}"
+    return text

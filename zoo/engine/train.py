@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -21,25 +21,28 @@ import numpy as np
 import torch
 
 from zoo import registry_or_default
-from zoo.api import create_dataset, create_model, model_header, save_model, unwrap
-from zoo.atomic import save_atomic, write_text
+from zoo.api import create_dataset, create_model, model_header, save_model
+from zoo.atomic import save_atomic, write_json, write_text
 from zoo.data.pipeline import Augment, BatchLoader
 from zoo.engine.checkpoint import restore_checkpoint, save_checkpoint
 from zoo.engine.config import RunConfig, load_config
 from zoo.engine.device import (DistInfo, amp_dtype, autocast, init_distributed, pick_device, retained_heap,
                                set_determinism)
 from zoo.engine.evaluate import score
-from zoo.engine.plots import plot_curves, sample_grid
+from zoo.engine.plots import plot_confusion, plot_curves, sample_grid
 from zoo.engine.rundir import CONFIG, RunDirectory
 from zoo.engine.schedule import set_lr
 from zoo.engine.signals import HardStop, StopFlag
 from zoo.errors import DataError, Interrupted, OptionError, TrainingError, UsageError, ZooError
 from zoo.faults import reached
 from zoo.losses import build_loss, qualified_terms, resolve_loss_terms
+from zoo.metrics import decode
+from zoo.models import Preprocessing, unwrap
 from zoo.lossspec import format_loss_spec
 from zoo.options import route_options
 from zoo.plugins import zoo_version
 from zoo.registry import Registry
+from zoo.tasks import Task
 
 
 class RunNotice(UserWarning):
@@ -55,7 +58,8 @@ class TrainResult:
 
 @dataclass
 class Progress:
-    """Where training stands; saved in the checkpoint. ``step`` counts finished steps of ``epoch``."""
+    """Where training stands; saved in the checkpoint. ``step`` counts finished steps of ``epoch``;
+    ``monitor`` is the row key (``key`` or ``key:min``) that picks the best epoch."""
 
     epoch: int = 0
     step: int = 0
@@ -63,16 +67,23 @@ class Progress:
     seen: int = 0
     seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    monitor: str = "valid_dice"
+
+    def _score(self, row: dict[str, Any]) -> float:
+        key, _, mode = self.monitor.partition(":")
+        value = row.get(key)
+        value = float("-inf") if value is None else float(value)
+        return -value if mode == "min" else value
 
     def best(self) -> dict[str, Any] | None:
-        return max(self.history, key=lambda row: row["valid_dice"], default=None)
+        return max(self.history, key=self._score, default=None)
 
     def end_epoch(self, row: dict[str, Any]) -> bool:
         """Record the finished epoch's row, start the next; True when the row is the best so far."""
         best = self.best()
         self.history.append(row)
         self.epoch, self.step, self.loss_sum, self.seen, self.seconds = self.epoch + 1, 0, 0.0, 0, 0.0
-        return best is None or row["valid_dice"] > best["valid_dice"]
+        return best is None or self._score(row) > self._score(best)
 
 
 def _make_optimizer(config: RunConfig, params) -> torch.optim.Optimizer:
@@ -102,8 +113,12 @@ class Run:
         data = get("dataset", names["dataset"])
         terms = resolve_loss_terms(names["loss"], registry, provenance=provenance)
         losses = [get("loss", t.name) for t in terms]
-        routed = route_options(config.options, {"model": arch.spec, "encoder": enc.spec,
-                                                "loss": [e.spec for e in losses], "dataset": data.spec})
+        options = dict(config.options)
+        class_names = config.classes or options.pop("classes", None)  # names, not the head's channel count
+        if class_names and data.spec.option("classes") is not None:
+            options["dataset.classes"] = class_names
+        routed = route_options(options, {"model": arch.spec, "encoder": enc.spec,
+                                         "loss": [e.spec for e in losses], "dataset": data.spec})
         arch.spec.resolve_options(routed["model"])  # validate now: building comes after the checks
         enc.spec.resolve_options(routed["encoder"])
         terms = resolve_loss_terms(names["loss"], registry, routed["loss"], provenance)
@@ -117,14 +132,21 @@ class Run:
             raise UsageError(f"dataset {data.name!r} needs --data-dir (a folder of its files)")
 
         set_determinism(config.seed, config.deterministic)
-        model_options = {**{f"model.{k}": v for k, v in routed["model"].items()},
-                         **{f"encoder.{k}": v for k, v in routed["encoder"].items()}}
-        self.model = create_model(arch.qualified, enc.qualified, registry=registry, **model_options)
-        self.loss_fn = build_loss(format_loss_spec(terms), registry)
         with self._rank0_first("building the data cache"):
             splits = {s: create_dataset(data.qualified, s, config.data_dir, image_size=config.image_size,
                                         keep_aspect=config.keep_aspect, cache_dir=config.cache_dir,
                                         registry=registry, **routed["dataset"]) for s in ("train", "valid")}
+        self.task = _task(splits["train"].cached.task, class_names, data.name)
+        for split in splits.values():
+            split.cached.task = self.task
+        model_options = {**{f"model.{k}": v for k, v in routed["model"].items() if k != "classes"},
+                         **{f"encoder.{k}": v for k, v in routed["encoder"].items()}}
+        preprocessing = Preprocessing(config.image_size, config.keep_aspect, tuple(config.mean), tuple(config.std))
+        self.model = create_model(arch.qualified, enc.qualified, registry=registry, task=self.task,
+                                  preprocessing=preprocessing, **model_options)
+        terms = [_resolve_auto_weights(t, splits["train"].cached, self.task) for t in terms]
+        self.loss_fn = build_loss(format_loss_spec(terms), registry, task=self.task)
+        self.monitor = config.monitor or self.task.default_monitor
         self.channels_last = config.channels_last if config.channels_last is not None else True
         self.dtype = amp_dtype(self.device, config.amp)
         common = dict(mean=config.mean, std=config.std, rank=dist.rank, world=dist.world,
@@ -138,8 +160,9 @@ class Run:
         self.record = {
             "zoo_version": zoo_version(),
             "run": config.to_dict(),
-            "model": self.model.zoo_config,
-            "loss": getattr(self.loss_fn, "spec", config.loss),
+            "model": self.model.config.to_dict(),
+            "task": self.task.to_dict(),
+            "loss": self.loss_fn.spec,
             # what resume rebuilds: qualified names, so a plugin installed later cannot make them ambiguous
             "resolved": {"architecture": arch.qualified, "encoder": enc.qualified, "dataset": data.qualified,
                          "loss": format_loss_spec(qualified_terms(terms, registry))},
@@ -209,12 +232,15 @@ class Run:
         save_model(self.plain, run_dir / "last.safetensors", epoch=progress.epoch, step=progress.step)
         best = progress.best()
         if improved and best is not None:
-            save_model(self.plain, run_dir / "model.safetensors", epoch=best["epoch"],
-                       valid_dice=best["valid_dice"])
+            key = progress.monitor.partition(":")[0]
+            save_model(self.plain, run_dir / "model.safetensors", epoch=best["epoch"], **{key: best.get(key)})
         write_text(run_dir / "metrics.jsonl", "".join(_json_line(r) for r in progress.history))
         if progress.history:
             save_atomic(run_dir / "curves.png", lambda tmp: plot_curves(progress.history, tmp))
             self.draw_samples(run_dir / "samples.png")
+        if improved and best is not None and "confusion_matrix" in best:
+            write_json(run_dir / "confusion.json", {k: best[k] for k in ("epoch", "classes", "confusion_matrix")})
+            save_atomic(run_dir / "confusion.png", lambda tmp: plot_confusion(best, self.task, tmp))
 
     def reconcile(self, run_dir: RunDirectory, progress: Progress) -> None:
         """After a resume: rewrite what a kill between the last checkpoint and its derived files
@@ -234,10 +260,12 @@ class Run:
         was_training = self.plain.training
         self.plain.eval()
         with autocast(self.device, self.dtype):
-            preds = (self.plain(batch) > 0).float()[:, 0].cpu().numpy()
+            preds = decode(self.task, self.plain(batch)).cpu().numpy()
+        if self.task.kind == "multilabel":
+            preds = preds.transpose(0, 2, 3, 1)
         self.plain.train(was_training)
         masks = np.asarray(self.valid_split.masks[:count])
-        save_atomic(path, lambda tmp: sample_grid(images, masks, preds, tmp))
+        save_atomic(path, lambda tmp: sample_grid(images, masks, preds, tmp, self.task))
 
     # ---- training -------------------------------------------------------------------------
     def _agree(self, *flags: bool) -> list[bool]:
@@ -297,15 +325,61 @@ class Run:
         reached(f"validate:{progress.epoch + 1}")
         # the plain module, not the DDP wrapper: a rank with no validation batch must not stall
         # the others in a forward-time buffer broadcast; counts are summed over ranks in score()
-        metrics = score(self.plain, self.valid_loader, self.dtype)
+        metrics = score(self.plain, self.valid_loader, self.task, self.dtype)
         loss_sum, seen = totals.tolist()
-        return {
-            "epoch": progress.epoch + 1, "train_loss": loss_sum / max(seen, 1),
-            "valid_dice": metrics["dice"], "valid_iou": metrics["iou"],
-            "valid_dice_dataset": metrics["dice_dataset"], "valid_iou_dataset": metrics["iou_dataset"],
-            "lr": lr, "seconds": round(progress.seconds, 3),
-            "images_per_s": round(seen / max(progress.seconds, 1e-9), 2),
-        }
+        row: dict[str, Any] = {"epoch": progress.epoch + 1, "train_loss": loss_sum / max(seen, 1)}
+        if self.task.kind == "binary":  # round 1's row, unchanged
+            row.update({"valid_dice": metrics["dice"], "valid_iou": metrics["iou"],
+                        "valid_dice_dataset": metrics["dice_dataset"], "valid_iou_dataset": metrics["iou_dataset"]})
+        else:
+            row.update({f"valid_{k}": metrics[k] for k in ("miou", "mdice", "pixel_accuracy", "iou_per_class",
+                                                             "dice_per_class")})
+            row.update({"classes": metrics["classes"], "confusion_matrix": metrics["confusion_matrix"]})
+        row.update({"lr": lr, "seconds": round(progress.seconds, 3),
+                    "images_per_s": round(seen / max(progress.seconds, 1e-9), 2)})
+        return row
+
+
+def _task(declared: Task, names: str | None, dataset: str) -> Task:
+    """The dataset's task, with ``--classes`` names when given (the same number of them)."""
+    if not names:
+        return declared
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if wanted == list(declared.classes):
+        return declared
+    if len(wanted) != len(declared.classes):
+        raise UsageError(f"--classes {names}: {dataset} has {len(declared.classes)} classes "
+                         f"({', '.join(declared.classes)}); give that many names")
+    return declared.with_classes(wanted)
+
+
+def _resolve_auto_weights(term, split, task: Task):
+    """``class_weights=auto``: inverse class frequency on the train split, normalized to mean 1
+    (a class absent from it gets the mean weight), written into the spec so the run records it."""
+    if term.kwargs.get("class_weights", "").strip("'\"") != "auto":
+        return term
+    counts = class_pixel_counts(split, task)
+    freq = counts / max(counts.sum(), 1)
+    weights = np.where(freq > 0, 1 / np.maximum(freq, 1e-12), 0)
+    present = weights > 0
+    weights = np.where(present, weights / weights[present].mean(), 1.0)
+    text = ",".join(f"{w:.4g}" for w in weights)
+    return replace(term, kwargs={**term.kwargs, "class_weights": f"'{text}'"})
+
+
+def class_pixel_counts(split, task: Task) -> np.ndarray:
+    """Valid pixels of each metric class in a cached split, read in chunks."""
+    n = len(task.metric_classes)
+    counts = np.zeros(n, np.float64)
+    for start in range(0, len(split), 64):
+        masks = np.asarray(split.masks[start:start + 64])
+        valid = None if split.valid is None else np.asarray(split.valid[start:start + 64]) > 0
+        if task.kind == "multilabel":
+            weight = 1 if valid is None else valid[..., None]
+            counts += (masks * weight).sum((0, 1, 2))
+        else:
+            counts += np.bincount((masks if valid is None else masks[valid]).reshape(-1), minlength=n)[:n]
+    return counts
 
 
 def _json_line(row: dict[str, Any]) -> str:
@@ -396,14 +470,15 @@ def _open_run(run: Run, run_dir: RunDirectory, record: dict[str, Any] | None, di
                 run_dir.clear_unsaved()
                 warnings.warn(f"{run_dir}: the run there never saved a state; restarting it in place", RunNotice)
             run_dir.write_config(run.record)
-        return Progress()
+        return Progress(monitor=run.monitor)
     if not run_dir.saved:
         if dist.main:
             warnings.warn(f"{run_dir}: nothing was saved before the run stopped; starting it over", RunNotice)
             run_dir.clear_unsaved()
             run_dir.write_config({**record, "run": run.config.to_dict()})
-        return Progress()
-    progress = Progress(**restore_checkpoint(run_dir.path, run.plain, run.optimizer, run.scaler))
+        return Progress(monitor=run.monitor)
+    progress = Progress(**{"monitor": run.monitor, **restore_checkpoint(run_dir.path, run.plain, run.optimizer,
+                                                                         run.scaler)})
     if dist.main:
         if record["run"].get("epochs") != run.config.epochs:
             run_dir.write_config({**record, "run": {**record["run"], "epochs": run.config.epochs}})
@@ -437,7 +512,7 @@ def _loop(run: Run, run_dir: RunDirectory, progress: Progress, dist: DistInfo, q
                     run.commit(run_dir, progress)
                     run.write_derived(run_dir, progress, improved)
                 if show:
-                    EpochBar.summary(row, config.epochs)
+                    EpochBar.summary(row, config.epochs, progress.monitor)
                 if on_epoch is not None:
                     on_epoch(row)
                 if stop.requested:  # arrived during validation or the save: the epoch is saved

@@ -13,8 +13,10 @@ def zoo_register_datasets() -> list[DatasetSpec]:
             "Oxford-IIIT Pet, pet vs background from the trimaps (official layout; train/valid = trainval i%10)",
             f"{module}.oxford:OxfordPet",
             options=(
-                Option("border", "foreground", "trimap border (3): part of the pet, or ignored by losses "
-                       "and metrics", choices=("foreground", "ignore")),
+                Option("mode", "binary", "binary (pet vs background) or trimap (3 classes: pet, background, "
+                       "border, the dataset's own)", choices=("binary", "trimap")),
+                Option("border", "foreground", "trimap border (3): its own class / part of the pet, or ignored "
+                       "by losses and metrics", choices=("foreground", "ignore")),
                 Option("download", False, "fetch the official archives into --data-dir first (checksummed)"),
             ),
             needs_data_dir=True,
@@ -22,7 +24,8 @@ def zoo_register_datasets() -> list[DatasetSpec]:
         ),
         DatasetSpec(
             "folder",
-            "your own images/ and masks/ (same stems), with train/ valid/ test/ subfolders or a seeded split",
+            "your own images/ and masks/ (same stems; binary, index, palette, colour or one folder per label), "
+            "with train/ valid/ test/ subfolders or a seeded split",
             f"{module}.folder:FolderDataset",
             options=(
                 Option("mask_threshold", None, "binarize masks as value > threshold (default: require "
@@ -32,6 +35,8 @@ def zoo_register_datasets() -> list[DatasetSpec]:
                 Option("test_fraction", 0.1, "share of samples for test when there are no split folders", minimum=0,
                        maximum=0.9),
                 Option("split_seed", 0, "seed of that split", minimum=0, maximum=2**32 - 1),
+                Option("classes", "", "class names of index masks, e.g. background,cat,dog (or classes.json)"),
+                Option("palette", "", "RGB colour masks: name:rrggbb pairs, e.g. background:000000,cat:ff0000"),
             ),
             needs_data_dir=True,
             tags=("files",),
@@ -45,6 +50,8 @@ def zoo_register_datasets() -> list[DatasetSpec]:
                 Option("size", 128, "side of the generated images (resized to --image-size)", minimum=8, maximum=4096),
                 Option("difficulty", "medium", "contrast, noise and distractors", choices=("easy", "medium", "hard")),
                 Option("seed", 0, "generator seed", minimum=0, maximum=2**32 - 1),
+                Option("mode", "binary", "binary (every shape), multiclass (background + 3 shape kinds) or "
+                       "multilabel (one plane per kind)", choices=("binary", "multiclass", "multilabel")),
             ),
             tags=("offline",),
         ),

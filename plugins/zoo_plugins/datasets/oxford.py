@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data.source import Sample, SampleSource, SkipSample, check_same_size, decode_rgb, files_fingerprint, read_mask
+from zoo.data.source import Sample, SampleSource, check_same_size, decode_rgb, files_fingerprint, read_mask
 from zoo.errors import DataError
+from zoo.tasks import Task
 
 HOME = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
 ARCHIVES = (
@@ -76,11 +77,18 @@ def download_archives(root: Path, archives: tuple[tuple[str, str], ...] = ARCHIV
         shutil.rmtree(leftovers)
 
 
-class OxfordPet(SampleSource):
-    """Mask = trimap 1 (pet) and 3 (border) -> 1, 2 (background) -> 0; with ``border="ignore"`` the
-    border is left out of losses and metrics instead (a valid-pixel mask)."""
+TRIMAP = Task("multiclass", ("pet", "background", "border"), ((200, 60, 60), (0, 0, 0), (240, 200, 40)))
+TRIMAP_NO_BORDER = Task("multiclass", ("pet", "background"), ((200, 60, 60), (0, 0, 0)))
 
-    def __init__(self, split: str, data_dir: str | Path | None, border: str = "foreground", download: bool = False):
+
+class OxfordPet(SampleSource):
+    """``mode=binary``: trimap 1 (pet) and 3 (border) -> 1, 2 (background) -> 0. ``mode=trimap``: the
+    trimap's three classes pet, background, border (indices 0, 1, 2). With ``border="ignore"`` the
+    border is left out of losses and metrics instead (a valid-pixel mask); in trimap mode two classes
+    remain."""
+
+    def __init__(self, split: str, data_dir: str | Path | None, border: str = "foreground", download: bool = False,
+                 mode: str = "binary"):
         if data_dir is None:
             raise DataError("oxford-pet needs --data-dir (the folder holding images/ and annotations/)")
         self.root = Path(data_dir)
@@ -95,8 +103,10 @@ class OxfordPet(SampleSource):
         self.names = split_names(self.root, split)
         if not self.names:
             raise DataError(f"{self.root}: the {split} split is empty")
-        self.border = border
+        self.border, self.mode = border, mode
         self.has_valid = border == "ignore"
+        if mode == "trimap":
+            self.task = TRIMAP_NO_BORDER if self.has_valid else TRIMAP
 
     def _paths(self, name: str) -> tuple[Path, Path]:
         return self.root / "images" / f"{name}.jpg", self.root / "annotations" / "trimaps" / f"{name}.png"
@@ -110,7 +120,12 @@ class OxfordPet(SampleSource):
         if unknown:
             raise DataError(f"{trimap_path}: trimap values {sorted(unknown)[:8]} are not 1 (pet), 2 (background) "
                             "or 3 (border)")
-        mask = (trimap != BACKGROUND).astype(np.uint8)
+        if self.mode == "trimap":
+            mask = (trimap.astype(np.int32) - 1).astype(np.uint8)  # 1, 2, 3 -> 0, 1, 2
+            if self.has_valid:
+                mask[trimap == BORDER] = 0
+        else:
+            mask = (trimap != BACKGROUND).astype(np.uint8)
         valid = (trimap != BORDER).astype(np.uint8) if self.has_valid else None
         return Sample(image, mask, valid)
 

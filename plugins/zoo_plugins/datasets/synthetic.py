@@ -1,5 +1,9 @@
 """Procedural scenes: a textured background, a few shapes of varied size, colour and position,
-noise, and the exact mask of the shapes. Sample i of a split depends only on (seed, split, i)."""
+noise, and the exact mask of the shapes. Sample i of a split depends only on (seed, split, i).
+
+``mode=binary`` masks every shape; ``multiclass`` labels each pixel with the kind of the shape on top
+(background, ellipse, rectangle, triangle); ``multilabel`` gives one plane per kind, overlaps allowed.
+The three modes draw the same scenes."""
 
 from __future__ import annotations
 
@@ -8,8 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data.source import Sample, SampleSource
+from zoo.tasks import Task
 
 SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
+KINDS = ("ellipse", "rectangle", "triangle")
+COLORS = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200))
+TASKS = {"binary": Task(), "multiclass": Task("multiclass", ("background", *KINDS), COLORS),
+         "multilabel": Task("multilabel", KINDS, COLORS[1:])}
 # colour distance between shapes and background, noise sigma, distractor strokes
 LEVELS = {"easy": (0.6, 4.0, 0), "medium": (0.35, 10.0, 2), "hard": (0.15, 18.0, 4)}
 
@@ -25,17 +34,18 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return rows[:, i] * (1 - g) + rows[:, i + 1] * g
 
 
-def _shape(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) -> np.ndarray:
+def _shape(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) -> tuple[int, np.ndarray]:
+    """The kind (index into KINDS) and region of one random shape."""
     cy, cx = rng.uniform(0.15, 0.85, 2) * size
     ry, rx = rng.uniform(0.08, 0.28, 2) * size
-    kind = rng.integers(3)
+    kind = int(rng.integers(3))
     if kind == 0:  # ellipse, rotated
         a = rng.uniform(0, np.pi)
         u = (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a)
         v = -(xx - cx) * np.sin(a) + (yy - cy) * np.cos(a)
-        return (u / rx) ** 2 + (v / ry) ** 2 <= 1
+        return kind, (u / rx) ** 2 + (v / ry) ** 2 <= 1
     if kind == 1:  # axis-aligned rectangle
-        return (abs(yy - cy) <= ry) & (abs(xx - cx) <= rx)
+        return kind, (abs(yy - cy) <= ry) & (abs(xx - cx) <= rx)
     # triangle: inside all three half-planes
     angles = rng.uniform(0, 2 * np.pi) + np.array([0, 2.1, 4.2]) + rng.uniform(-0.3, 0.3, 3)
     py, px = cy + ry * 1.3 * np.sin(angles), cx + rx * 1.3 * np.cos(angles)
@@ -44,10 +54,10 @@ def _shape(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, size: int) 
     for k in range(3):
         j = (k + 1) % 3
         inside &= sign * ((px[j] - px[k]) * (yy - py[k]) - (py[j] - py[k]) * (xx - px[k])) >= 0
-    return inside
+    return kind, inside
 
 
-def render(seed: int, split_id: int, index: int, size: int, difficulty: str) -> Sample:
+def render(seed: int, split_id: int, index: int, size: int, difficulty: str, mode: str = "binary") -> Sample:
     rng = np.random.default_rng([seed, split_id, index])
     contrast, noise, distractors = LEVELS[difficulty]
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -57,8 +67,12 @@ def render(seed: int, split_id: int, index: int, size: int, difficulty: str) -> 
     stripes = 0.5 + 0.5 * np.sin(freq * (xx * np.cos(angle) + yy * np.sin(angle)))[..., None]
     image = 0.5 * base + 0.3 * texture + 0.2 * stripes * rng.random(3)
     mask = np.zeros((size, size), dtype=bool)
+    labels = np.zeros((size, size), np.uint8)  # kind + 1 of the shape on top
+    planes = np.zeros((size, size, len(KINDS)), np.uint8)
     for _ in range(int(rng.integers(1, 4))):
-        region = _shape(rng, yy, xx, size)
+        kind, region = _shape(rng, yy, xx, size)
+        labels[region] = kind + 1
+        planes[region, kind] = 1
         direction = rng.choice([-1.0, 1.0], 3)
         colour = np.clip(base + direction * contrast * rng.uniform(0.7, 1.3, 3), 0, 1)
         shade = 1 + 0.15 * (_smooth_noise(rng, size, 4)[..., :1] - 0.5)
@@ -70,15 +84,17 @@ def render(seed: int, split_id: int, index: int, size: int, difficulty: str) -> 
         stroke = (dist < size / 64) & ~mask
         image = np.where(stroke[..., None], np.clip(base + contrast * rng.uniform(-1, 1, 3), 0, 1), image)
     pixels = image * 255 + rng.normal(0, noise, image.shape)
-    return Sample(np.clip(pixels, 0, 255).astype(np.uint8), mask.astype(np.uint8))
+    target = {"binary": mask.astype(np.uint8), "multiclass": labels, "multilabel": planes}[mode]
+    return Sample(np.clip(pixels, 0, 255).astype(np.uint8), target)
 
 
 class Synthetic(SampleSource):
     def __init__(self, split: str, data_dir: str | Path | None = None, count: int = 256, size: int = 128,
-                 difficulty: str = "medium", seed: int = 0):
+                 difficulty: str = "medium", seed: int = 0, mode: str = "binary"):
         n = count if split == "train" else max(count // 4, 1)
         self.names = [f"{split}-{i:05d}" for i in range(n)]
-        self.split_id, self.size, self.difficulty, self.seed = SPLIT_IDS[split], size, difficulty, seed
+        self.split_id, self.size, self.difficulty, self.seed, self.mode = SPLIT_IDS[split], size, difficulty, seed, mode
+        self.task = TASKS[mode]
 
     def load(self, index: int) -> Sample:
-        return render(self.seed, self.split_id, index, self.size, self.difficulty)
+        return render(self.seed, self.split_id, index, self.size, self.difficulty, self.mode)
