@@ -28,7 +28,8 @@ def eval_(
     options: Overrides = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Score a model rebuilt from its files alone: Dice and IoU per image and over the split."""
+    """Score a model rebuilt from its files alone: IoU, Dice, precision and recall per class, their
+    means, pixel accuracy and the confusion matrix (JSON and PNG beside the weights)."""
     from zoo.engine.evaluate import evaluate
 
     result = evaluate(path, split=split, dataset=dataset, data_dir=data_dir, options=parse_overrides(options),
@@ -37,17 +38,33 @@ def eval_(
     if as_json:
         print_json(result)
         return
+    console = stdout_console()
+    console.print(per_class_table(result))
+    console.print(f"pixel accuracy {_fmt(result['pixel_accuracy'])}"
+                  + (f"; per image: dice {result['dice']:.4f}, iou {result['iou']:.4f} ({result['images']} images)"
+                     if "dice" in result else ""))
+    console.print(f"written: {result['output']}, {result['confusion_png']}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def per_class_table(result: dict):
+    """IoU, Dice, precision and recall per class, their mean over classes and the pixel-accumulated
+    (micro) figures, from the split's confusion counts."""
     from rich.table import Table
 
-    table = Table(title=f"{result['architecture']} on {result['dataset']} {split} ({result['images']} images)",
+    table = Table(title=f"{result['architecture']} on {result['dataset']} {result['split']} ({result['task']})",
                   title_justify="left")
-    for column in ("metric", "per image", "whole split"):
-        table.add_column(column)
-    table.add_row("dice", f"{result['dice']:.4f}", f"{result['dice_dataset']:.4f}")
-    table.add_row("iou", f"{result['iou']:.4f}", f"{result['iou_dataset']:.4f}")
-    console = stdout_console()
-    console.print(table)
-    console.print(f"written: {result['output']}")
+    for column in ("class", "IoU", "Dice", "precision", "recall"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for i, name in enumerate(result["classes"]):
+        table.add_row(name, *(_fmt(result[f"{k}_per_class"][i]) for k in ("iou", "dice", "precision", "recall")))
+    table.add_section()
+    table.add_row("mean", _fmt(result["miou"]), _fmt(result["mdice"]), "", "")
+    table.add_row("micro", _fmt(result["iou_micro"]), _fmt(result["dice_micro"]), "", "")
+    return table
 
 
 def predict(

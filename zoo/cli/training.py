@@ -36,6 +36,10 @@ def train(
     deterministic: Annotated[Optional[bool], typer.Option("--deterministic", help="Deterministic kernels.")] = None,
     sync_bn: Annotated[Optional[bool], typer.Option("--sync-bn", help="SyncBatchNorm under DDP.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (default 0).")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Class names, comma-separated: rename the dataset's "
+                                                   "classes, or declare those of index masks (also -o classes=).")] = None,
+    monitor: Annotated[Optional[str], typer.Option(help="Metrics-row key that picks the best epoch, 'key' or "
+                                                   "'key:min' (default: valid_dice for binary, valid_miou else).")] = None,
     out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/ARCH-TIMESTAMP).")] = None,
     resume: Annotated[Optional[str], typer.Option(help="Continue the run in this directory exactly.")] = None,
     config: Annotated[Optional[str], typer.Option(help="TOML file with the same keys as these flags.")] = None,
@@ -54,7 +58,8 @@ def train(
     flags = dict(architecture=architecture, encoder=encoder, loss=loss, dataset=dataset, data_dir=data_dir,
                  epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, scheduler=scheduler,
                  image_size=image_size, keep_aspect=keep_aspect, weight_decay=weight_decay, augment=augment, device=device, amp=amp, channels_last=channels_last,
-                 compile=compile, deterministic=deterministic, sync_bn=sync_bn, seed=seed,
+                 compile=compile, deterministic=deterministic, sync_bn=sync_bn, seed=seed, classes=classes,
+                 monitor=monitor,
                  options=parse_overrides(options))
     if resume:
         given = [k for k, v in flags.items() if v not in (None, {}) and k != "epochs"]

@@ -146,7 +146,7 @@ class Run:
                                   preprocessing=preprocessing, **model_options)
         terms = [_resolve_auto_weights(t, splits["train"].cached, self.task) for t in terms]
         self.loss_fn = build_loss(format_loss_spec(terms), registry, task=self.task)
-        self.monitor = config.monitor or self.task.default_monitor
+        self.monitor = _monitor(config.monitor, self.task)
         self.channels_last = config.channels_last if config.channels_last is not None else True
         self.dtype = amp_dtype(self.device, config.amp)
         common = dict(mean=config.mean, std=config.std, rank=dist.rank, world=dist.world,
@@ -338,6 +338,21 @@ class Run:
         row.update({"lr": lr, "seconds": round(progress.seconds, 3),
                     "images_per_s": round(seen / max(progress.seconds, 1e-9), 2)})
         return row
+
+
+MONITORS = {"binary": ("valid_dice", "valid_iou", "valid_dice_dataset", "valid_iou_dataset", "train_loss"),
+            "other": ("valid_miou", "valid_mdice", "valid_pixel_accuracy", "train_loss")}
+
+
+def _monitor(given: str | None, task: Task) -> str:
+    """``--monitor KEY[:min|max]``, checked against the keys this task's metrics rows have."""
+    if not given:
+        return task.default_monitor
+    key, _, mode = given.partition(":")
+    keys = MONITORS["binary" if task.kind == "binary" else "other"]
+    if key not in keys or mode not in ("", "min", "max"):
+        raise UsageError(f"--monitor {given}: choose one of {', '.join(keys)}, optionally with :min or :max")
+    return given
 
 
 def _task(declared: Task, names: str | None, dataset: str) -> Task:
