@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import zoo
 from tests.conftest import ROOT, cli
 from zoo.engine.rundir import RunDirectory
 from zoo.engine.train import train

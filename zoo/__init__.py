@@ -1,4 +1,4 @@
-"""zoo: a plugin-based model zoo for binary semantic segmentation.
+"""zoo: a plugin-based model zoo for binary, multiclass and multilabel semantic segmentation.
 
 ``import zoo`` stays cheap (no torch): the functions that build things import it when called.
 """
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.hookspecs import hookimpl
 from zoo.plugins import zoo_version
 from zoo.registry import Registry, build_registry
+from zoo.tasks import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from zoo.api import create_dataset, create_loss, create_model, load_model, save_model  # noqa: F401
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __version__ = zoo_version()
 
 __all__ = [
-    "hookimpl", "Registry", "build_registry", "default_registry",
+    "hookimpl", "Registry", "build_registry", "default_registry", "Task",
     "list_models", "list_encoders", "list_losses", "list_datasets",
     "create_model", "create_loss", "create_dataset", "load_model", "save_model", "train", "evaluate",
 ]

@@ -10,7 +10,6 @@ empty truth predicted empty scores 1) and over the split.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -140,7 +139,3 @@ class SegmentationMeter:
                            "dice_dataset": float(dice_from_counts(*fg)), "iou_dataset": float(iou_from_counts(*fg)),
                            "images": int(n)})
         return result
-
-
-def finite_or_none(value: float | None) -> float | None:
-    return None if value is None or isinstance(value, float) and math.isnan(value) else value

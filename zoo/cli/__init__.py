@@ -15,7 +15,7 @@ from zoo.errors import ZooError
 
 app = typer.Typer(
     name="zoo",
-    help="A plugin-based model zoo for binary semantic segmentation.",
+    help="A plugin-based model zoo for semantic segmentation.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -37,7 +37,7 @@ def _root(
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = None,
 ) -> None:
-    """A plugin-based model zoo for binary semantic segmentation. Set ZOO_DEBUG=1 for tracebacks."""
+    """A plugin-based model zoo for semantic segmentation. Set ZOO_DEBUG=1 for tracebacks."""
 
 
 listing.register(app)

@@ -24,12 +24,13 @@ SCHEDULERS = ("cosine", "none")
 
 @dataclass
 class RunConfig:
-    """Everything a training run depends on. Defaults follow the report where sensible."""
+    """Everything a training run depends on. Defaults follow the report where sensible; an
+    architecture, loss or dataset left as None is registry.toml's default (the one place for those)."""
 
-    architecture: str = "unet"
+    architecture: str | None = None
     encoder: str | None = None  # the architecture's default encoder
-    loss: str = "mse"
-    dataset: str = "synthetic"
+    loss: str | None = None
+    dataset: str | None = None
     data_dir: str | None = None
     epochs: int = 10
     batch_size: int = 8  # global: split across DDP processes

@@ -105,8 +105,9 @@ class Run:
     def __init__(self, config: RunConfig, registry: Registry, dist: DistInfo,
                  resolved: dict[str, str] | None = None, provenance: dict[str, Any] | None = None) -> None:
         self.config, self.dist = config, dist
-        names = resolved or {"architecture": config.architecture, "encoder": config.encoder, "loss": config.loss,
-                             "dataset": config.dataset}
+        given = lambda kind: getattr(config, kind) if getattr(config, kind) is not None else registry.default(kind)  # noqa: E731
+        names = resolved or {"architecture": given("architecture"), "encoder": config.encoder, "loss": given("loss"),
+                             "dataset": given("dataset")}
         get = lambda kind, name: registry.require(kind, name, provenance)  # noqa: E731
         arch = get("architecture", names["architecture"])
         enc = get("encoder", names["encoder"] or arch.spec.default_encoder)
@@ -426,7 +427,8 @@ def _provenance(record: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _default_out(config: RunConfig) -> Path:
-    return Path("runs") / f"{config.architecture.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = (config.architecture or "run").replace(":", "-")
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def train(

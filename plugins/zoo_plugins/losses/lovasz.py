@@ -72,6 +72,3 @@ class LovaszLoss(SegmentationLoss):
             return stacked.mean()
         w = self.weights.to(stacked)
         return (stacked * w).sum() / w.sum().clamp_min(1e-12)
-
-
-LovaszHingeLoss = LovaszLoss  # round 1's name
