@@ -363,3 +363,22 @@ def test_binary_run_reproduces_round_one(tmp_path):
         assert got == pytest.approx(expected, rel=1e-6)
     counts = {a: zoo.api.count_parameters(zoo.create_model(a)) for a in ("unet", "resnet34_unet")}
     assert counts == {"unet": 31_037_633, "resnet34_unet": 24_720_284}
+
+
+def test_a_round_one_run_directory_still_works(tmp_path):
+    """A run written by round 1's code (commit 02d55c8): binary by default, preprocessing from its
+    config.json, its two-file checkpoint resumable."""
+    import shutil
+
+    run = tmp_path / "old"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "round1-run", run)
+    model = zoo.load_model(run)
+    assert model.config.task == Task() and model.config.preprocessing.image_size == 32
+    recorded = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    scored = cli("eval", str(run), "--split", "valid", "--json")
+    assert scored.code == 0, scored.stderr
+    assert json.loads(scored.stdout)["dice"] == pytest.approx(recorded["valid_dice"], abs=1e-9)
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "x.png")
+    assert cli("predict", str(run), str(tmp_path / "x.png"), "--out", str(tmp_path / "p")).code == 0
+    result = train(resume=run, epochs=2)
+    assert [r["epoch"] for r in result.history] == [1, 2] and result.history[0] == recorded
