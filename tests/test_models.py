@@ -8,7 +8,7 @@ import torch
 import zoo
 from zoo.api import count_parameters
 from zoo.encoders import check_features
-from zoo.errors import OptionError, WeightsError
+from zoo.errors import IncompatibleEncoder, OptionError, WeightsError
 from zoo.specs import EncoderFamilySpec, resolve
 
 # narrow widths keep the suite fast on two cores; the report sizes are checked separately
@@ -18,6 +18,17 @@ ENCODERS = {
     "timm:mobilenetv3_small_050": {},
     "timm:convnext_atto": {},
     "tiny": {"width": 4},  # the example plugin's
+}
+CONTRACT_ENCODERS = ["unet", "resnet34", "timm:mobilenetv3_small_050", "tiny"]
+# every architecture's width options, narrowed (a new architecture without an entry runs at its defaults)
+NARROW = {
+    "resnet34_unet": {"decoder_channels": 8},
+    "fpn": {"pyramid_channels": 16, "segmentation_channels": 16},
+    "deeplabv3": {"decoder_channels": 16},
+    "deeplabv3plus": {"decoder_channels": 16},
+    "pspnet": {"psp_out_channels": 16},
+    "linknet": {"prefinal_channels": 8},
+    "segformer": {"segmentation_channels": 16},
 }
 
 
@@ -32,8 +43,7 @@ def reg(with_example):
 
 def build(reg, arch, encoder, **extra):
     options = {f"encoder.{k}": v for k, v in ENCODERS[encoder].items()}
-    if arch == "resnet34_unet":
-        options["model.decoder_channels"] = 8
+    options.update({f"model.{k}": v for k, v in NARROW.get(arch, {}).items()})
     return zoo.create_model(arch, encoder=encoder, registry=reg, **options, **extra)
 
 
@@ -53,10 +63,23 @@ def test_encoder_declares_what_it_returns(reg, encoder):
 
 
 @pytest.mark.parametrize("arch", architectures())
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", CONTRACT_ENCODERS)
 def test_contract(reg, arch, encoder):
-    model = build(reg, arch, encoder)
-    for h, w in ((64, 64), (70, 90)):
+    """Every architecture on every encoder that can serve it: any input size, gradients to every
+    parameter, channels_last and bf16 autocast; an encoder that cannot serve is refused in one line."""
+    try:
+        model = build(reg, arch, encoder)
+    except IncompatibleEncoder as exc:  # a one-line refusal, and only for a need the encoder really lacks
+        message = str(exc)
+        assert message.startswith(f"{arch} needs ") and "\n" not in message
+        if "output stride" in message:
+            assert reg.get("architecture", arch).spec.option("output_stride") is not None
+            assert reg.get("encoder", encoder).spec.option("output_stride") is None
+        else:
+            needed = int(message.split("at least ")[1].split()[0])
+            assert len(declared_info(reg, encoder).channels) < needed, message
+        return
+    for h, w in ((64, 64), (63, 77)):
         assert model(torch.randn(2, 3, h, w)).shape == (2, 1, h, w)
     model.zero_grad()
     model(torch.randn(2, 3, 64, 64)).square().mean().backward()
@@ -67,21 +90,31 @@ def test_contract(reg, arch, encoder):
     reference = model(x)
     cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(cl, reference, rtol=1e-4, atol=1e-4)
-    exported = torch.export.export(model.to(memory_format=torch.contiguous_format), (x,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(x)
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low.float()).all()
+
+
+@pytest.mark.parametrize("arch", architectures())
+def test_export_matches_eager(reg, arch):
+    model = build(reg, arch, "resnet34").eval()
+    x = torch.randn(1, 3, 64, 64)
+    exported = torch.export.export(model, (x,))
     with torch.no_grad():
         torch.testing.assert_close(exported.module()(x), model(x), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("arch", architectures())
 def test_one_input_channel(arch):
-    model = zoo.create_model(arch, in_channels=1, base_channels=4)
+    model = zoo.create_model(arch, in_channels=1, base_channels=4, **NARROW.get(arch, {})).eval()
     assert model(torch.randn(1, 1, 48, 40)).shape == (1, 1, 48, 40)
 
 
-def test_report_parameter_counts():
-    for arch in ("unet", "resnet34_unet"):
-        spec = zoo.default_registry().get("architecture", arch).spec
-        assert count_parameters(zoo.create_model(arch)) == spec.params_at_defaults
+def test_declared_parameter_counts():
+    """Every architecture that declares its count at defaults (what `zoo info` shows) has it."""
+    for entry in zoo.default_registry().entries("architecture"):
+        if entry.spec.params_at_defaults is not None:
+            assert count_parameters(zoo.create_model(entry.name)) == entry.spec.params_at_defaults, entry.name
     assert zoo.default_registry().get("architecture", "unet").spec.params_at_defaults == 31_037_633  # 31.04M
     assert abs(24_720_284 / 24.7e6 - 1) < 0.03
 

@@ -15,10 +15,11 @@ from zoo.registry import build_registry
 from zoo.specs import EncoderSpec, FeatureInfo, LossSpec, Option
 
 BUILTIN_PLUGINS = {"architectures", "encoders", "timm", "losses", "datasets"}
+BUILTIN_ARCHITECTURES = ["deeplabv3", "deeplabv3plus", "fpn", "linknet", "pspnet", "resnet34_unet", "segformer", "unet"]
 
 
 def test_builtins_are_registered(registry):
-    assert registry.names("architecture") == ["resnet34_unet", "unet"]
+    assert registry.names("architecture") == BUILTIN_ARCHITECTURES
     assert registry.names("loss") == ["bce", "ce", "dice", "focal", "jaccard", "lovasz", "mse", "tversky"]
     assert registry.names("dataset") == ["folder", "oxford-pet", "synthetic"]
     assert registry.names("encoder") == ["resnet34", "unet"]
@@ -113,7 +114,7 @@ def test_plugin_raising_in_a_hook_is_dropped_and_reported():
     assert bad.error == "zoo_register_encoders: RuntimeError: boom"
     assert "fine" not in registry.names("loss")  # the whole plugin is skipped
     assert "returned str, expected a list" in registry.plugin_info("wrong").error
-    assert registry.names("architecture") == ["resnet34_unet", "unet"]  # the rest works
+    assert registry.names("architecture") == BUILTIN_ARCHITECTURES  # the rest works
 
 
 def test_broken_entry_point_is_isolated(tmp_path, monkeypatch):
@@ -125,7 +126,7 @@ def test_broken_entry_point_is_isolated(tmp_path, monkeypatch):
     info = registry.plugin_info("broken")
     assert info.status == "error" and info.error == "ImportError: missing dependency xyz"
     assert info.distribution == "zoo-broken"
-    assert registry.names("architecture") == ["resnet34_unet", "unet"]
+    assert registry.names("architecture") == BUILTIN_ARCHITECTURES
 
 
 def test_entry_point_env_variables(tmp_path, monkeypatch):

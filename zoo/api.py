@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from zoo.atomic import read_json, write_bytes
+from zoo.encoders import plan_encoder
 from zoo.errors import PluginError, UsageError, WeightsError, ZooError
 from zoo.layers import count_parameters
 from zoo.options import route_options
@@ -33,8 +34,9 @@ def create_model(
     arch = registry.get("architecture", name or registry.default("architecture"))
     enc = registry.get("encoder", encoder or arch.spec.default_encoder)
     routed = route_options(options, {"model": arch.spec, "encoder": enc.spec})
-    enc_options = enc.spec.resolve_options(routed["encoder"])
     model_options = arch.spec.resolve_options(routed["model"])
+    enc_options = enc.spec.resolve_options(plan_encoder(arch.name, enc.name, enc.spec, enc.member, model_options,
+                                                        routed["encoder"]))
     if task is None:
         task = task_for_channels(model_options.get("classes", 1))
     if arch.spec.option("classes") is not None:
@@ -42,7 +44,7 @@ def create_model(
     config = ModelConfig(arch.name, enc.name, arch.plugin, enc.plugin,
                          {**model_options, **{f"encoder.{k}": v for k, v in enc_options.items() if k != "weights"}},
                          task, preprocessing or Preprocessing(),
-                         {e.plugin: _provenance(registry, e.plugin) for e in (arch, enc)})
+                         {e.plugin: registry.provenance(e.plugin) for e in (arch, enc)})
     encoder_module = enc.spec.build(enc.member, **enc_options) if enc.member else enc.spec.build(**enc_options)
     with building(config):
         model = arch.spec.build(encoder_module, **model_options)
@@ -57,11 +59,6 @@ def task_for_channels(channels: int) -> Task:
     return Task() if channels == 1 else Task("multiclass", tuple(f"class_{i}" for i in range(channels)))
 
 
-def _provenance(registry: Registry, plugin: str) -> dict[str, str]:
-    info = registry.plugin_info(plugin)
-    return {"distribution": info.distribution if info else "", "version": info.version if info else ""}
-
-
 def model_from_config(config: ModelConfig, registry: Registry | None = None) -> SegmentationModel:
     """Rebuild an untrained model from the config saved with its weights."""
     registry = registry_or_default(registry)
@@ -73,12 +70,13 @@ def model_from_config(config: ModelConfig, registry: Registry | None = None) -> 
                         preprocessing=config.preprocessing, **options)
 
 
-def create_loss(spec: str | None = None, *, registry: Registry | None = None) -> nn.Module:
-    """A loss from a spec such as ``"mse"``, ``"0.3*bce+0.7*dice"`` or ``"focal(gamma=3)+dice"``."""
+def create_loss(spec: str | None = None, *, task: Task | None = None, registry: Registry | None = None) -> nn.Module:
+    """A loss from a spec such as ``"mse"``, ``"0.3*bce+0.7*dice"`` or ``"focal(gamma=3)+dice"``, for
+    ``task`` (binary by default)."""
     from zoo.losses import build_loss
 
     registry = registry_or_default(registry)
-    return build_loss(spec or registry.default("loss"), registry)
+    return build_loss(spec or registry.default("loss"), registry, task=task)
 
 
 def create_dataset(

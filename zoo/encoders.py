@@ -74,3 +74,39 @@ def load_encoder_weights(module: nn.Module, path: str | Path, prefix: str = "") 
     if wrong:
         raise WeightsError(f"{path}: shape mismatch for {wrong[:3]} (in_channels or width differ?)")
     module.load_state_dict(usable, strict=False)
+
+
+def plan_encoder(architecture: str, encoder: str, spec, member: str | None, model_options: dict,
+                 encoder_options: dict) -> dict:
+    """Encoder options an architecture's own options ask for, by convention of their names:
+    ``output_stride`` (8/16: a dilated encoder, for DeepLab) needs an encoder declaring the same
+    option with that choice; ``encoder_depth`` (smp's name: the encoder's stages up to stride
+    ``2**encoder_depth``) sets an encoder's ``depth`` so the unused stages are never built. An encoder
+    that cannot serve raises :class:`zoo.errors.IncompatibleEncoder` naming both and what is missing."""
+    from zoo.errors import IncompatibleEncoder
+    from zoo.specs import resolve
+
+    planned = dict(encoder_options)
+    stride = model_options.get("output_stride")
+    if stride is not None:
+        option = spec.option("output_stride")
+        if option is None or option.choices is not None and stride not in option.choices:
+            can = f"supports {', '.join(map(str, option.choices))}" if option is not None else "cannot dilate"
+            raise IncompatibleEncoder(f"{architecture} needs encoder output stride {stride}, but encoder {encoder!r} "
+                                      f"{can} (use a dilatable encoder such as resnet34 or a timm resnet)")
+        planned["output_stride"] = stride
+    depth = model_options.get("encoder_depth")
+    if depth is not None and spec.option("depth") is not None:
+        describe = (lambda **o: resolve(spec.feature_info)(member, **o)) if member else spec.describe
+        full = describe(**{k: v for k, v in planned.items() if k != "depth"})
+        planned["depth"] = sum(r <= 2 ** depth for r in full.reductions) or 1
+    return planned
+
+
+def require_stages(architecture: str, info: FeatureInfo, count: int) -> None:
+    """Raise :class:`zoo.errors.IncompatibleEncoder` unless the encoder has ``count`` stages."""
+    from zoo.errors import IncompatibleEncoder
+
+    if len(info.channels) < count:
+        raise IncompatibleEncoder(f"{architecture} needs an encoder with at least {count} stages; this one has "
+                                  f"{len(info.channels)} (reductions {list(info.reductions)})")

@@ -44,6 +44,11 @@ class LossSpecError(UsageError):
     pass
 
 
+class IncompatibleEncoder(UsageError):
+    """An architecture cannot be built on an encoder (too few stages, no dilation, ...). Plugins raise
+    it from their factory with a message naming both and what is missing; the CLI shows it as one line."""
+
+
 class PluginError(ZooError):
     pass
 

@@ -71,3 +71,32 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     so that the graph has no shape-dependent branch and exports with dynamic H and W."""
     h, w = x.shape[-2:]
     return nn.functional.pad(x, (0, (multiple - w % multiple) % multiple, 0, (multiple - h % multiple) % multiple))
+
+
+class ConvBNReLU(nn.Sequential):
+    """Conv (no bias: BN cancels it), BatchNorm, ReLU: the unit most decoders are built of."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation,
+                      bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class SeparableConv2d(nn.Sequential):
+    """Depthwise (optionally atrous) 3x3 then pointwise 1x1, both without bias (DeepLabV3+)."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, in_channels, 3, padding=dilation, dilation=dilation, groups=in_channels, bias=False),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        )
+
+
+def resize_to(x: torch.Tensor, size: tuple[int, int] | torch.Size, mode: str = "bilinear") -> torch.Tensor:
+    """Resize feature maps to ``size`` (H, W); bilinear without corner alignment unless ``mode`` says."""
+    if mode == "nearest":
+        return nn.functional.interpolate(x, size=size, mode="nearest")
+    return nn.functional.interpolate(x, size=size, mode=mode, align_corners=False)

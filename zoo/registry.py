@@ -213,6 +213,12 @@ class Registry:
     def plugin_info(self, name: str) -> PluginInfo | None:
         return next((p for p in self.plugins if p.name == name), None)
 
+    def provenance(self, plugin: str) -> dict[str, str]:
+        """What a run or weights file records of a plugin, to name it if it is ever missing."""
+        info = self.plugin_info(plugin)
+        return {"plugin": plugin, "distribution": info.distribution if info else "",
+                "version": info.version if info else ""}
+
 
 def build_registry(
     pm: pluggy.PluginManager | None = None,

@@ -220,6 +220,7 @@ class ArchitectureSpec(Spec):
 
     default_encoder: str = ""
     params_at_defaults: int | None = None  # checked against the built model by the contract tests
+    paper: str = ""  # where the architecture comes from, as `zoo info` shows it
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ def _info_json(entry: Entry, registry: Registry, params: int | None) -> dict[str
         enc = registry.get("encoder", spec.default_encoder).spec
         data["encoder_options"] = [{"name": o.name, "default": o.default, "help": o.help} for o in enc.options]
         data["params_at_defaults"] = spec.params_at_defaults
+        data["paper"] = spec.paper
     if isinstance(spec, EncoderSpec):
         fi = spec.describe()
         data["feature_info"] = {"channels": list(fi.channels), "reductions": list(fi.reductions)}
@@ -166,6 +167,8 @@ def info(
             console.print(f"  default encoder: {data['default_encoder']}")
             if data["params_at_defaults"]:
                 console.print(f"  parameters at defaults: {_format_count(data['params_at_defaults'])}")
+            if data.get("paper"):
+                console.print(f"  paper: {data['paper']}")
         if "params" in data:
             console.print(f"  parameters with the given options: {_format_count(data['params'])}")
         if "feature_info" in data:

@@ -8,41 +8,24 @@ pictures), which a resume rewrites from the checkpoint.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 import warnings
-from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import numpy as np
-import torch
+from typing import Any, Callable
 
 from zoo import registry_or_default
-from zoo.api import create_dataset, create_model, model_header, save_model
-from zoo.atomic import save_atomic, write_json, write_text
-from zoo.data.pipeline import Augment, BatchLoader
-from zoo.engine.checkpoint import restore_checkpoint, save_checkpoint
+from zoo.api import save_model
+from zoo.engine.checkpoint import restore_checkpoint
 from zoo.engine.config import RunConfig, load_config
-from zoo.engine.device import (DistInfo, amp_dtype, autocast, init_distributed, pick_device, retained_heap,
-                               set_determinism)
-from zoo.engine.evaluate import score
-from zoo.engine.plots import plot_confusion, plot_curves, sample_grid
+from zoo.engine.device import DistInfo, init_distributed, retained_heap
+from zoo.engine.run import Run
 from zoo.engine.rundir import CONFIG, RunDirectory
-from zoo.engine.schedule import set_lr
 from zoo.engine.signals import HardStop, StopFlag
-from zoo.errors import DataError, Interrupted, OptionError, TrainingError, UsageError, ZooError
-from zoo.faults import reached
-from zoo.losses import build_loss, qualified_terms, resolve_loss_terms
-from zoo.metrics import decode
-from zoo.models import Preprocessing, unwrap
-from zoo.lossspec import format_loss_spec
-from zoo.options import route_options
-from zoo.plugins import zoo_version
+from zoo.engine.state import Progress
+from zoo.errors import Interrupted, ZooError
 from zoo.registry import Registry
-from zoo.tasks import Task
 
 
 class RunNotice(UserWarning):
@@ -54,354 +37,6 @@ class TrainResult:
     run_dir: Path
     history: list[dict[str, Any]]
     best: dict[str, Any] | None
-
-
-@dataclass
-class Progress:
-    """Where training stands; saved in the checkpoint. ``step`` counts finished steps of ``epoch``;
-    ``monitor`` is the row key (``key`` or ``key:min``) that picks the best epoch."""
-
-    epoch: int = 0
-    step: int = 0
-    loss_sum: float = 0.0
-    seen: int = 0
-    seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    monitor: str = "valid_dice"
-
-    def _score(self, row: dict[str, Any]) -> float:
-        key, _, mode = self.monitor.partition(":")
-        value = row.get(key)
-        value = float("-inf") if value is None else float(value)
-        return -value if mode == "min" else value
-
-    def best(self) -> dict[str, Any] | None:
-        return max(self.history, key=self._score, default=None)
-
-    def end_epoch(self, row: dict[str, Any]) -> bool:
-        """Record the finished epoch's row, start the next; True when the row is the best so far."""
-        best = self.best()
-        self.history.append(row)
-        self.epoch, self.step, self.loss_sum, self.seen, self.seconds = self.epoch + 1, 0, 0.0, 0, 0.0
-        return best is None or self._score(row) > self._score(best)
-
-
-def _make_optimizer(config: RunConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _plugin_record(registry: Registry, plugin: str) -> dict[str, str]:
-    info = registry.plugin_info(plugin)
-    return {"plugin": plugin, "distribution": info.distribution if info else "", "version": info.version if info else ""}
-
-
-class Run:
-    """One training run's components, built from a config. Every name and option is checked before
-    anything is built; nothing is written to the run directory here."""
-
-    def __init__(self, config: RunConfig, registry: Registry, dist: DistInfo,
-                 resolved: dict[str, str] | None = None, provenance: dict[str, Any] | None = None) -> None:
-        self.config, self.dist = config, dist
-        given = lambda kind: getattr(config, kind) if getattr(config, kind) is not None else registry.default(kind)  # noqa: E731
-        names = resolved or {"architecture": given("architecture"), "encoder": config.encoder, "loss": given("loss"),
-                             "dataset": given("dataset")}
-        get = lambda kind, name: registry.require(kind, name, provenance)  # noqa: E731
-        arch = get("architecture", names["architecture"])
-        enc = get("encoder", names["encoder"] or arch.spec.default_encoder)
-        data = get("dataset", names["dataset"])
-        terms = resolve_loss_terms(names["loss"], registry, provenance=provenance)
-        losses = [get("loss", t.name) for t in terms]
-        options = dict(config.options)
-        class_names = config.classes or options.pop("classes", None)  # names, not the head's channel count
-        if class_names and data.spec.option("classes") is not None:
-            options["dataset.classes"] = class_names
-        routed = route_options(options, {"model": arch.spec, "encoder": enc.spec,
-                                         "loss": [e.spec for e in losses], "dataset": data.spec})
-        arch.spec.resolve_options(routed["model"])  # validate now: building comes after the checks
-        enc.spec.resolve_options(routed["encoder"])
-        terms = resolve_loss_terms(names["loss"], registry, routed["loss"], provenance)
-        dataset_options = data.spec.resolve_options(routed["dataset"])
-        if config.batch_size % dist.world:
-            raise OptionError(f"--batch-size {config.batch_size} must be a multiple of the {dist.world} processes")
-        self.device = pick_device(config.device, dist.local_rank)
-        if config.sync_bn and self.device.type != "cuda":
-            raise UsageError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPU modules only")
-        if data.spec.needs_data_dir and config.data_dir is None and not dataset_options.get("download"):
-            raise UsageError(f"dataset {data.name!r} needs --data-dir (a folder of its files)")
-
-        set_determinism(config.seed, config.deterministic)
-        with self._rank0_first("building the data cache"):
-            splits = {s: create_dataset(data.qualified, s, config.data_dir, image_size=config.image_size,
-                                        keep_aspect=config.keep_aspect, cache_dir=config.cache_dir,
-                                        registry=registry, **routed["dataset"]) for s in ("train", "valid")}
-        self.task = _task(splits["train"].cached.task, class_names, data.name)
-        for split in splits.values():
-            split.cached.task = self.task
-        model_options = {**{f"model.{k}": v for k, v in routed["model"].items() if k != "classes"},
-                         **{f"encoder.{k}": v for k, v in routed["encoder"].items()}}
-        preprocessing = Preprocessing(config.image_size, config.keep_aspect, tuple(config.mean), tuple(config.std))
-        self.model = create_model(arch.qualified, enc.qualified, registry=registry, task=self.task,
-                                  preprocessing=preprocessing, **model_options)
-        terms = [_resolve_auto_weights(t, splits["train"].cached, self.task) for t in terms]
-        self.loss_fn = build_loss(format_loss_spec(terms), registry, task=self.task)
-        self.monitor = _monitor(config.monitor, self.task)
-        self.channels_last = config.channels_last if config.channels_last is not None else True
-        self.dtype = amp_dtype(self.device, config.amp)
-        common = dict(mean=config.mean, std=config.std, rank=dist.rank, world=dist.world,
-                      channels_last=self.channels_last)
-        self.train_loader = BatchLoader(splits["train"].cached, config.batch_size // dist.world, self.device,
-                                        train=True, augment=Augment.parse(config.augment), seed=config.seed, **common)
-        self.valid_loader = BatchLoader(splits["valid"].cached, config.eval_batch_size or config.batch_size,
-                                        self.device, train=False, **common)
-        self.valid_split = splits["valid"].cached
-        unique = lambda entry: entry.name if len(registry.entries(entry.kind, entry.qualified)) == 1 else entry.qualified  # noqa: E731
-        self.record = {
-            "zoo_version": zoo_version(),
-            "run": config.to_dict(),
-            "model": self.model.config.to_dict(),
-            "task": self.task.to_dict(),
-            "loss": self.loss_fn.spec,
-            # what resume rebuilds: qualified names, so a plugin installed later cannot make them ambiguous
-            "resolved": {"architecture": arch.qualified, "encoder": enc.qualified, "dataset": data.qualified,
-                         "loss": format_loss_spec(qualified_terms(terms, registry))},
-            "dataset": {"name": unique(data), "split_sizes": {s: len(d) for s, d in splits.items()},
-                        "options": splits["train"].options, "image_size": config.image_size,
-                        "keep_aspect": config.keep_aspect, "mean": list(config.mean), "std": list(config.std)},
-            "plugins": {"architecture": _plugin_record(registry, arch.plugin),
-                        "encoder": _plugin_record(registry, enc.plugin),
-                        "loss": [_plugin_record(registry, e.plugin) for e in losses],
-                        "dataset": _plugin_record(registry, data.plugin)},
-            "world_size": dist.world,
-        }
-        self._prepare_model()
-
-    @contextmanager
-    def _rank0_first(self, what: str) -> Iterator[None]:
-        """Rank 0 does the work while the others wait, then they do it (reading what rank 0 built).
-        A failure on any rank ends every rank with one error instead of a hang at a barrier."""
-        if not self.dist.enabled:
-            yield
-            return
-        import torch.distributed as dist
-
-        def agree(error: str | None) -> None:
-            gathered: list[str | None] = [None] * self.dist.world
-            dist.all_gather_object(gathered, error)
-            failed = [(rank, e) for rank, e in enumerate(gathered) if e]
-            if failed and error is None:
-                rank, message = failed[0]
-                raise DataError(f"rank {rank} failed while {what}: {message}")
-
-        # two rounds: rank 0 works while the others wait in round 1, then they work in round 2
-        if not self.dist.main:
-            agree(None)
-        try:
-            yield
-        except Exception as exc:
-            agree(str(exc))
-            raise
-        agree(None)
-        if self.dist.main:
-            agree(None)
-
-    def _prepare_model(self) -> None:
-        model = self.model.to(self.device)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if self.dist.enabled:
-            if self.config.sync_bn:
-                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        self.net = torch.compile(model) if self.config.compile else model
-        self.plain = unwrap(model)
-        self.optimizer = _make_optimizer(self.config, self.plain.parameters())
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-
-    # ---- saving (rank 0) ------------------------------------------------------------------
-    def commit(self, run_dir: RunDirectory, progress: Progress) -> None:
-        """The checkpoint: after this returns, a resume continues from ``progress``."""
-        reached("save:checkpoint")
-        save_checkpoint(run_dir.path, self.plain, self.optimizer, self.scaler, asdict(progress))
-
-    def write_derived(self, run_dir: RunDirectory, progress: Progress, improved: bool) -> None:
-        """Everything rebuilt from the checkpoint: weights, metrics, pictures."""
-        reached("save:derived")
-        save_model(self.plain, run_dir / "last.safetensors", epoch=progress.epoch, step=progress.step)
-        best = progress.best()
-        if improved and best is not None:
-            key = progress.monitor.partition(":")[0]
-            save_model(self.plain, run_dir / "model.safetensors", epoch=best["epoch"], **{key: best.get(key)})
-        write_text(run_dir / "metrics.jsonl", "".join(_json_line(r) for r in progress.history))
-        if progress.history:
-            save_atomic(run_dir / "curves.png", lambda tmp: plot_curves(progress.history, tmp))
-            self.draw_samples(run_dir / "samples.png")
-        if improved and best is not None and "confusion_matrix" in best:
-            write_json(run_dir / "confusion.json", {k: best[k] for k in ("epoch", "classes", "confusion_matrix")})
-            save_atomic(run_dir / "confusion.png", lambda tmp: plot_confusion(best, self.task, tmp))
-
-    def reconcile(self, run_dir: RunDirectory, progress: Progress) -> None:
-        """After a resume: rewrite what a kill between the last checkpoint and its derived files
-        may have left stale. ``model.safetensors`` is rewritten when the checkpoint is the best epoch's."""
-        best = progress.best()
-        stale = best is not None and progress.step == 0 and best["epoch"] == progress.epoch and \
-            model_header(run_dir / "model.safetensors").get("epoch") != str(best["epoch"])
-        self.write_derived(run_dir, progress, stale)
-
-    @torch.no_grad()
-    def draw_samples(self, path: Path) -> None:
-        count = min(self.config.samples, len(self.valid_split))
-        if count == 0:
-            return
-        images = np.array(self.valid_split.images[:count])
-        batch = self.valid_loader.normalize(torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float())
-        was_training = self.plain.training
-        self.plain.eval()
-        with autocast(self.device, self.dtype):
-            preds = decode(self.task, self.plain(batch)).cpu().numpy()
-        if self.task.kind == "multilabel":
-            preds = preds.transpose(0, 2, 3, 1)
-        self.plain.train(was_training)
-        masks = np.asarray(self.valid_split.masks[:count])
-        save_atomic(path, lambda tmp: sample_grid(images, masks, preds, tmp, self.task))
-
-    # ---- training -------------------------------------------------------------------------
-    def _agree(self, *flags: bool) -> list[bool]:
-        """Every rank stops (or fails) together, or collectives would hang."""
-        if not self.dist.enabled:
-            return list(flags)
-        import torch.distributed as dist
-
-        t = torch.tensor([float(f) for f in flags], device=self.device)
-        dist.all_reduce(t)
-        return [bool(v > 0) for v in t.tolist()]
-
-    def train_epoch(self, progress: Progress, stop: StopFlag, bar: Callable[[Progress, float], None],
-                    on_step: Callable[[int, int, float], None] | None) -> bool:
-        """Run the epoch's remaining steps; False when a stop request ended it early. The request is
-        honoured before a step's forward pass, so the state at that boundary resumes exactly."""
-        self.net.train()
-        set_lr(self.optimizer, self.config.lr, self.config.scheduler, progress.epoch, self.config.epochs)
-        started = time.perf_counter() - progress.seconds
-        with closing(self.train_loader.epoch(progress.epoch, progress.step)) as batches:
-            for batch in batches:
-                reached(f"step:{progress.epoch + 1}:{progress.step + 1}")
-                (stopping,) = self._agree(stop.requested is not None)
-                if stopping:
-                    return False
-                with autocast(self.device, self.dtype):
-                    logits = self.net(batch.images)
-                    loss = self.loss_fn(logits, batch.masks, batch.valid)
-                value = loss.item()
-                (bad,) = self._agree(not math.isfinite(value))
-                if bad:  # save nothing: this forward pass already moved the BatchNorm statistics
-                    raise TrainingError(f"loss became {value} at epoch {progress.epoch + 1}, step {progress.step + 1}; "
-                                        "nothing was saved after the last good state (try a lower --lr)")
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                progress.step += 1
-                progress.loss_sum += value * len(batch.indices)
-                progress.seen += len(batch.indices)
-                progress.seconds = time.perf_counter() - started
-                bar(progress, value)
-                if on_step is not None:
-                    on_step(progress.epoch, progress.step, value)
-        return True
-
-    def finish_epoch(self, progress: Progress) -> dict[str, Any]:
-        totals = torch.tensor([progress.loss_sum, float(progress.seen)], dtype=torch.float64, device=self.device)
-        if self.dist.enabled:
-            import torch.distributed as dist
-
-            dist.all_reduce(totals)
-            # every rank validates with rank 0's BatchNorm statistics, the ones that are saved
-            for buffer in self.plain.buffers():
-                dist.broadcast(buffer, src=0)
-        lr = self.optimizer.param_groups[0]["lr"]
-        reached(f"validate:{progress.epoch + 1}")
-        # the plain module, not the DDP wrapper: a rank with no validation batch must not stall
-        # the others in a forward-time buffer broadcast; counts are summed over ranks in score()
-        metrics = score(self.plain, self.valid_loader, self.task, self.dtype)
-        loss_sum, seen = totals.tolist()
-        row: dict[str, Any] = {"epoch": progress.epoch + 1, "train_loss": loss_sum / max(seen, 1)}
-        if self.task.kind == "binary":  # round 1's row, unchanged
-            row.update({"valid_dice": metrics["dice"], "valid_iou": metrics["iou"],
-                        "valid_dice_dataset": metrics["dice_dataset"], "valid_iou_dataset": metrics["iou_dataset"]})
-        else:
-            row.update({f"valid_{k}": metrics[k] for k in ("miou", "mdice", "pixel_accuracy", "iou_per_class",
-                                                             "dice_per_class")})
-            row.update({"classes": metrics["classes"], "confusion_matrix": metrics["confusion_matrix"]})
-        row.update({"lr": lr, "seconds": round(progress.seconds, 3),
-                    "images_per_s": round(seen / max(progress.seconds, 1e-9), 2)})
-        return row
-
-
-MONITORS = {"binary": ("valid_dice", "valid_iou", "valid_dice_dataset", "valid_iou_dataset", "train_loss"),
-            "other": ("valid_miou", "valid_mdice", "valid_pixel_accuracy", "train_loss")}
-
-
-def _monitor(given: str | None, task: Task) -> str:
-    """``--monitor KEY[:min|max]``, checked against the keys this task's metrics rows have."""
-    if not given:
-        return task.default_monitor
-    key, _, mode = given.partition(":")
-    keys = MONITORS["binary" if task.kind == "binary" else "other"]
-    if key not in keys or mode not in ("", "min", "max"):
-        raise UsageError(f"--monitor {given}: choose one of {', '.join(keys)}, optionally with :min or :max")
-    return given
-
-
-def _task(declared: Task, names: str | None, dataset: str) -> Task:
-    """The dataset's task, with ``--classes`` names when given (the same number of them)."""
-    if not names:
-        return declared
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    if wanted == list(declared.classes):
-        return declared
-    if len(wanted) != len(declared.classes):
-        raise UsageError(f"--classes {names}: {dataset} has {len(declared.classes)} classes "
-                         f"({', '.join(declared.classes)}); give that many names")
-    return declared.with_classes(wanted)
-
-
-def _resolve_auto_weights(term, split, task: Task):
-    """``class_weights=auto``: inverse class frequency on the train split, normalized to mean 1
-    (a class absent from it gets the mean weight), written into the spec so the run records it."""
-    if term.kwargs.get("class_weights", "").strip("'\"") != "auto":
-        return term
-    counts = class_pixel_counts(split, task)
-    freq = counts / max(counts.sum(), 1)
-    weights = np.where(freq > 0, 1 / np.maximum(freq, 1e-12), 0)
-    present = weights > 0
-    weights = np.where(present, weights / weights[present].mean(), 1.0)
-    text = ",".join(f"{w:.4g}" for w in weights)
-    return replace(term, kwargs={**term.kwargs, "class_weights": f"'{text}'"})
-
-
-def class_pixel_counts(split, task: Task) -> np.ndarray:
-    """Valid pixels of each metric class in a cached split, read in chunks."""
-    n = len(task.metric_classes)
-    counts = np.zeros(n, np.float64)
-    for start in range(0, len(split), 64):
-        masks = np.asarray(split.masks[start:start + 64])
-        valid = None if split.valid is None else np.asarray(split.valid[start:start + 64]) > 0
-        if task.kind == "multilabel":
-            weight = 1 if valid is None else valid[..., None]
-            counts += (masks * weight).sum((0, 1, 2))
-        else:
-            counts += np.bincount((masks if valid is None else masks[valid]).reshape(-1), minlength=n)[:n]
-    return counts
-
-
-def _json_line(row: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(row) + "\n"
 
 
 def resolved_names(record: dict[str, Any]) -> dict[str, str]:
@@ -416,7 +51,7 @@ def resolved_names(record: dict[str, Any]) -> dict[str, str]:
             "dataset": qualify(record["run"]["dataset"], plugins.get("dataset", {}).get("plugin"))}
 
 
-def _provenance(record: dict[str, Any] | None) -> dict[str, Any]:
+def recorded_plugins(record: dict[str, Any] | None) -> dict[str, Any]:
     """plugin name -> {distribution, version}, from a run's config.json."""
     found: dict[str, Any] = {}
     for value in (record or {}).get("plugins", {}).values():
@@ -461,7 +96,7 @@ def train(
         run_dir.check_new_run()  # fail before any work; checked again under the lock
     dist = init_distributed(config.device)
     try:
-        run = Run(config, registry, dist, resolved_names(record) if record else None, _provenance(record))
+        run = Run(config, registry, dist, resolved_names(record) if record else None, recorded_plugins(record))
         progress = _open_run(run, run_dir, record, dist)
         _loop(run, run_dir, progress, dist, quiet, on_step, on_epoch)
     finally:

@@ -14,8 +14,10 @@ def unet_feature_info(in_channels: int = 3, base_channels: int = 64, depth: int 
     return FeatureInfo(tuple(base_channels * 2**i for i in range(depth)), tuple(2**i for i in range(depth)))
 
 
-def resnet34_feature_info(in_channels: int = 3, base_channels: int = 64, weights: str = "") -> FeatureInfo:
-    return FeatureInfo(tuple(base_channels * 2**i for i in range(4)), (4, 8, 16, 32))
+def resnet34_feature_info(in_channels: int = 3, base_channels: int = 64, weights: str = "", output_stride: int = 32,
+                          depth: int = 4) -> FeatureInfo:
+    reductions = tuple(min(4 * 2**i, output_stride) for i in range(depth))
+    return FeatureInfo(tuple(base_channels * 2**i for i in range(depth)), reductions)
 
 
 @zoo.hookimpl
@@ -36,7 +38,10 @@ def zoo_register_encoders() -> list[EncoderSpec]:
             summary="ResNet34 of the report: 7x7 stem, max-pool, 3-4-6-3 basic blocks (torchvision/timm key names)",
             factory="zoo_plugins.encoders.resnet:ResNet34Encoder",
             feature_info=resnet34_feature_info,
-            options=(IN_CHANNELS, BASE_CHANNELS, WEIGHTS),
-            tags=("report", "residual"),
+            options=(IN_CHANNELS, BASE_CHANNELS, WEIGHTS,
+                     Option("output_stride", 32, "total stride: 16 or 8 dilate the last stages (atrous, as DeepLab)",
+                            choices=(8, 16, 32)),
+                     Option("depth", 4, "stages built (layer1..layerN; strides 4, 8, 16, 32)", minimum=1, maximum=4)),
+            tags=("report", "residual", "dilatable"),
         ),
     ]

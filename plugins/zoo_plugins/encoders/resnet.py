@@ -11,13 +11,14 @@ from zoo_plugins.encoders import resnet34_feature_info
 class BasicBlock(nn.Module):
     """Two 3x3 convs with a residual. One BatchNorm per conv (the report shared one between both:
     its running statistics then average two different layers' activations, so eval-mode outputs
-    drift from training-mode ones)."""
+    drift from training-mode ones). ``dilation`` replaces striding in dilated (atrous) stages."""
 
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, dilation: int = 1, first_dilation: int | None = None) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        first = first_dilation or dilation
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, first, dilation=first, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, dilation, dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
@@ -33,21 +34,31 @@ class BasicBlock(nn.Module):
 
 class ResNet34Encoder(Encoder):
     """Features after layer1..layer4 (strides 4, 8, 16, 32), as the report's decoder consumes them.
-    Module names follow torchvision/timm, so their resnet34 .safetensors weights load as they are."""
+    Module names follow torchvision/timm, so their resnet34 .safetensors weights load as they are.
+    ``output_stride`` 16 or 8 dilates layer4 (and layer3) instead of striding them, as DeepLab does;
+    ``depth`` builds only the first stages."""
 
-    def __init__(self, in_channels: int = 3, base_channels: int = 64, weights: str = "") -> None:
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, weights: str = "", output_stride: int = 32,
+                 depth: int = 4) -> None:
         super().__init__()
-        self.feature_info = resnet34_feature_info(in_channels, base_channels)
+        self.feature_info = resnet34_feature_info(in_channels, base_channels, weights, output_stride, depth)
         widths = self.feature_info.channels
         self.conv1 = nn.Conv2d(in_channels, base_channels, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(base_channels)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        cin = base_channels
+        cin, dilation = base_channels, 1
+        self.layers = []
         for index, (cout, blocks) in enumerate(zip(widths, (3, 4, 6, 3)), start=1):
-            stride = 1 if index == 1 else 2
-            layer = [BasicBlock(cin, cout, stride)] + [BasicBlock(cout, cout, 1) for _ in range(blocks - 1)]
+            reduction = 4 * 2 ** (index - 1)
+            stride = 1 if index == 1 or reduction > output_stride else 2
+            previous = dilation
+            if index > 1 and reduction > output_stride:
+                dilation *= 2
+            layer = [BasicBlock(cin, cout, stride, dilation, previous)] + [BasicBlock(cout, cout, 1, dilation)
+                                                                         for _ in range(blocks - 1)]
             self.add_module(f"layer{index}", nn.Sequential(*layer))
+            self.layers.append(f"layer{index}")
             cin = cout
         init_weights(self)
         if weights:
@@ -56,7 +67,7 @@ class ResNet34Encoder(Encoder):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         features = []
-        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = layer(x)
+        for name in self.layers:
+            x = getattr(self, name)(x)
             features.append(x)
         return features

@@ -18,6 +18,10 @@ def zoo_register_encoders() -> list[EncoderFamilySpec]:
                 Option("in_channels", 3, "image channels (timm adapts the stem)", minimum=1, maximum=1024),
                 Option("weights", "", "local .safetensors checkpoint of the timm model (nothing downloads)"),
                 Option("out_indices", (), "stages to use, e.g. 1,2,3,4 (default: all)", minimum=0),
+                Option("output_stride", 32, "total stride: 16 or 8 dilate the last stages where the model can",
+                       choices=(8, 16, 32)),
+                Option("depth", 0, "use only the first N default stages (0: all); the rest is not built",
+                       minimum=0, maximum=8),
             ),
             tags=("timm",),
         )

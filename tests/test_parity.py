@@ -1,0 +1,45 @@
+"""smp as an oracle (a dev dependency only): the architectures smp also has, on resnet34 with no
+pretrained weights and 1 class, have the parameter count of smp's model within 2% and the same
+output shape for odd input sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import zoo
+from zoo.api import count_parameters
+
+smp = pytest.importorskip("segmentation_models_pytorch")
+
+SMP = {"unet": "Unet", "fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus", "pspnet": "PSPNet",
+       "linknet": "Linknet", "segformer": "Segformer"}
+
+
+def used_parameters(model: torch.nn.Module) -> int:
+    """Parameters the forward pass reaches: smp's PSPNet keeps resnet34's layer3 and layer4 without
+    running them; zoo does not build them."""
+    model.train()
+    model.zero_grad()
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    return sum(p.numel() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("arch", [a for a in SMP if a != "unet"])
+def test_parameter_count_and_shapes_match_smp(arch):
+    ours = zoo.create_model(arch, encoder="resnet34")
+    theirs = getattr(smp, SMP[arch])("resnet34", encoder_weights=None, classes=1)
+    assert abs(count_parameters(ours) / used_parameters(theirs) - 1) < 0.02
+    ours.eval(), theirs.eval()
+    for h, w in ((63, 77), (97, 65)):
+        x = torch.randn(1, 3, h, w)
+        with torch.no_grad():
+            assert ours(x).shape == (1, 1, h, w)
+            padded = torch.nn.functional.pad(x, (0, -w % 32, 0, -h % 32))  # smp needs multiples of 32
+            assert theirs(padded)[..., :h, :w].shape == ours(x).shape
+
+
+def test_exact_counts_where_the_designs_agree():
+    for arch in ("fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet"):
+        theirs = getattr(smp, SMP[arch])("resnet34", encoder_weights=None, classes=1)
+        assert count_parameters(zoo.create_model(arch, encoder="resnet34")) == used_parameters(theirs), arch
