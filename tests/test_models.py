@@ -29,6 +29,7 @@ NARROW = {
     "pspnet": {"psp_out_channels": 16},
     "linknet": {"prefinal_channels": 8},
     "segformer": {"segmentation_channels": 16},
+    "upernet": {"decoder_channels": 16},
 }
 
 

@@ -13,7 +13,7 @@ from zoo.api import count_parameters
 smp = pytest.importorskip("segmentation_models_pytorch")
 
 SMP = {"unet": "Unet", "fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus", "pspnet": "PSPNet",
-       "linknet": "Linknet", "segformer": "Segformer"}
+       "linknet": "Linknet", "segformer": "Segformer", "upernet": "UPerNet"}
 
 
 def used_parameters(model: torch.nn.Module) -> int:

@@ -70,6 +70,12 @@ def zoo_register_architectures() -> list[ArchitectureSpec]:
             default_encoder="resnet34", params_at_defaults=21_794_369,
             paper="Xie et al., SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers, "
                   "NeurIPS 2021", tags=("mlp", "transformer-ready")),
+        ArchitectureSpec(
+            name="upernet", summary="UPerNet: pyramid pooling on the deepest stage + FPN over the others, fused",
+            factory="zoo_plugins.architectures.upernet:build_upernet",
+            options=(CLASSES, _channels("decoder_channels", 256, "width of the PPM, FPN and fusion")),
+            default_encoder="resnet34", params_at_defaults=29_597_505,
+            paper="Xiao et al., Unified Perceptual Parsing for Scene Understanding, ECCV 2018", tags=("cnn", "pyramid")),
     ]
 
 

@@ -15,9 +15,12 @@ BINS = (1, 2, 3, 6)
 
 
 class PyramidPooling(nn.Module):
-    def __init__(self, cin: int, bins: tuple[int, ...] = BINS) -> None:
+    """The input beside its average-pooled versions (one bin grid each), upsampled back and concatenated;
+    each branch has ``branch`` channels (a quarter of the input's by default, as PSPNet)."""
+
+    def __init__(self, cin: int, bins: tuple[int, ...] = BINS, branch: int | None = None) -> None:
         super().__init__()
-        branch = max(1, cin // len(bins))
+        branch = branch or max(1, cin // len(bins))
         # a 1x1 pooled map has one value per channel: BatchNorm there is undefined in training, so a plain conv
         self.stages = nn.ModuleList(
             nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(cin, branch, 1), nn.ReLU(inplace=True)) if b == 1
