@@ -73,6 +73,10 @@ class TrainingError(ZooError):
     pass
 
 
+class ExportError(ZooError):
+    """An exported graph does not compute what the model computes."""
+
+
 class RunLockedError(ZooError):
     """Another live process owns the run directory."""
 

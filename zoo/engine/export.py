@@ -1,4 +1,4 @@
-"""`zoo export`: ONNX with dynamic batch, height and width."""
+"""`zoo export`: ONNX with dynamic batch, height and width, checked in onnxruntime before it is kept."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from zoo.api import load_model, weights_path
 from zoo.atomic import save_atomic
-from zoo.errors import UsageError
+from zoo.errors import ExportError, UsageError
 from zoo.registry import Registry
 
 FORMATS = ("onnx",)
@@ -32,8 +32,35 @@ def export(path: str | Path, out: str | Path | None = None, *, fmt: str = "onnx"
         model, (example,), dynamo=True, opset_version=opset, input_names=["image"], output_names=["logits"],
         dynamic_shapes={"x": {0: batch, 2: height, 3: width}}, verbose=False,
     )
-    save_atomic(target, lambda tmp: program.save(str(tmp)))
+    save_atomic(target, lambda tmp: (program.save(str(tmp)), verify_onnx(tmp, model, channels)))
     return target
+
+
+def verify_onnx(path: Path, model: torch.nn.Module, channels: int) -> None:
+    """Run the exported graph in onnxruntime at two sizes that are not multiples of the model's stride
+    and compare with PyTorch; a graph that disagrees or fails is an error, and is not kept."""
+    try:
+        import onnxruntime as ort
+    except ImportError:  # the graph cannot be checked here: say so, keep it
+        import warnings
+
+        warnings.warn("onnxruntime is not installed, so the exported graph was not checked", stacklevel=2)
+        return
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    stride = getattr(model, "stride", 32)
+    for h, w in ((stride + 3, 2 * stride + 7), (2 * stride - 5, stride + 1)):
+        x = torch.randn(1, channels, h, w)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        try:
+            (got,) = session.run(None, {name: x.numpy()})
+        except Exception as exc:  # onnxruntime's own error types
+            raise ExportError(f"the exported graph fails in onnxruntime at {h}x{w}: {' '.join(str(exc).split())[:300]}") from None
+        worst = float(abs(got - expected).max()) if got.shape == expected.shape else float("inf")
+        if not worst <= 1e-3 * max(1.0, float(abs(expected).max())):  # NaN anywhere disagrees too
+            raise ExportError(f"the exported graph disagrees with the model at {h}x{w} (shape {got.shape} vs "
+                              f"{expected.shape}, largest difference {worst:.3g})")
 
 
 def _first_conv_channels(model: torch.nn.Module) -> int:
