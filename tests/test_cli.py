@@ -121,3 +121,16 @@ def test_listing_does_not_import_torch(args):
 
 def test_importtime_sees_torch_when_a_model_is_built():
     assert "torch" in imported_modules("info", "unet", "--params", "-o", "base_channels=4")
+
+
+def test_info_shows_gflops_paper_and_the_encoders_an_architecture_accepts():
+    from tests.conftest import cli
+
+    small = json.loads(cli("info", "fpn", "--params", "--size", "64", "-o", "pyramid_channels=16",
+                           "-o", "segmentation_channels=16", "--json").stdout)
+    large = json.loads(cli("info", "fpn", "--params", "--size", "128", "-o", "pyramid_channels=16",
+                           "-o", "segmentation_channels=16", "--json").stdout)
+    assert small["gflops"] > 0 and large["gflops"] / small["gflops"] == pytest.approx(4, rel=0.02)  # FLOPs ~ pixels
+    assert "Lin et al." in small["paper"]
+    deeplab = json.loads(cli("info", "deeplabv3", "--json").stdout)
+    assert "resnet34" in deeplab["accepted_encoders"] and "unet" not in deeplab["accepted_encoders"]

@@ -37,16 +37,18 @@ def registry_or_default(registry: Registry | None = None) -> Registry:
     return registry if registry is not None else default_registry()
 
 
-def _names(kind: str, pattern: str | None, registry: Registry | None) -> list[str]:
-    return registry_or_default(registry).names(kind, pattern)
+def _names(kind: str, pattern: str | None, registry: Registry | None, expand: bool = False) -> list[str]:
+    return registry_or_default(registry).names(kind, pattern, expand_families=expand)
 
 
 def list_models(pattern: str | None = None, registry: Registry | None = None) -> list[str]:
     return _names("architecture", pattern, registry)
 
 
-def list_encoders(pattern: str | None = None, registry: Registry | None = None) -> list[str]:
-    return _names("encoder", pattern, registry)
+def list_encoders(pattern: str | None = None, registry: Registry | None = None, *, all: bool = False) -> list[str]:
+    """Encoder names; ``all=True`` adds every member of encoder families (every timm backbone; imports
+    timm), as `zoo list-encoders --all`."""
+    return _names("encoder", pattern, registry, all)
 
 
 def list_losses(pattern: str | None = None, registry: Registry | None = None) -> list[str]:

@@ -107,6 +107,7 @@ def _info_json(entry: Entry, registry: Registry, params: int | None) -> dict[str
         data["encoder_options"] = [{"name": o.name, "default": o.default, "help": o.help} for o in enc.options]
         data["params_at_defaults"] = spec.params_at_defaults
         data["paper"] = spec.paper
+        data["accepted_encoders"] = _accepted_encoders(spec, registry)
     if isinstance(spec, EncoderSpec):
         fi = spec.describe()
         data["feature_info"] = {"channels": list(fi.channels), "reductions": list(fi.reductions)}
@@ -118,6 +119,29 @@ def _info_json(entry: Entry, registry: Registry, params: int | None) -> dict[str
     if params is not None:
         data["params"] = params
     return data
+
+
+def _accepted_encoders(spec: ArchitectureSpec, registry: Registry) -> list[str]:
+    """Encoders that declare what the architecture needs (a dilation for an ``output_stride``), from
+    their specs alone; a family is shown as ``plugin:*``."""
+    needs = spec.option("output_stride")
+    fits = lambda s: needs is None or s.option("output_stride") is not None  # noqa: E731
+    names = [e.name for e in registry.entries("encoder") if fits(e.spec)]
+    return names + [f"{f.plugin}:*" for f in registry.families("encoder") if fits(f.spec)]
+
+
+def _measure(entry: Entry, registry: Registry, options: dict[str, Any], size: int) -> tuple[int, float]:
+    """Parameters, and FLOPs of one forward pass on a size x size image (torch's flop counter)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from zoo.api import count_parameters, create_model
+
+    model = create_model(entry.qualified, registry=registry, **options).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.randn(1, model.config.options.get("encoder.in_channels", 3), size, size))
+    return count_parameters(model), float(counter.get_total_flops())
 
 
 def _print_options(console: Any, title: str, options: list[dict[str, Any]]) -> None:
@@ -134,11 +158,13 @@ def _print_options(console: Any, title: str, options: list[dict[str, Any]]) -> N
 def info(
     name: Annotated[str, typer.Argument(help="A registered name (or plugin:name).")],
     as_json: JsonFlag = False,
-    params: Annotated[bool, typer.Option("--params", help="Build the architecture with the given options "
-                                         "and count its parameters (imports torch).")] = False,
+    params: Annotated[bool, typer.Option("--params", help="Build the architecture with the given options, "
+                                         "count its parameters and GFLOPs (imports torch).")] = False,
+    size: Annotated[int, typer.Option(help="Input side for --params GFLOPs (one 3-channel image).")] = 256,
     options: Overrides = None,
 ) -> None:
-    """Show what a name is: kind, plugin, summary, options with defaults (and the parameter count)."""
+    """Show what a name is: kind, plugin, summary, paper, options with defaults, the encoders an
+    architecture accepts (and its parameters and GFLOPs at an input size)."""
     from zoo.errors import UnknownNameError
 
     registry = registry_or_default()
@@ -147,12 +173,13 @@ def info(
         raise UnknownNameError("name", name, registry.all_names())
     results = []
     for entry in entries:
-        count = None
+        count = flops = None
         if params and entry.kind == "architecture":
-            from zoo.api import count_parameters, create_model
-
-            count = count_parameters(create_model(entry.qualified, registry=registry, **parse_overrides(options)))
-        results.append(_info_json(entry, registry, count))
+            count, flops = _measure(entry, registry, parse_overrides(options), size)
+        data = _info_json(entry, registry, count)
+        if flops is not None:
+            data["gflops"], data["gflops_size"] = round(flops / 1e9, 3), size
+        results.append(data)
     if as_json:
         print_json(results if len(results) > 1 else results[0])
         return
@@ -171,6 +198,10 @@ def info(
                 console.print(f"  paper: {data['paper']}")
         if "params" in data:
             console.print(f"  parameters with the given options: {_format_count(data['params'])}")
+        if "gflops" in data:
+            console.print(f"  GFLOPs for one {data['gflops_size']}x{data['gflops_size']} image: {data['gflops']}")
+        if data.get("accepted_encoders"):
+            console.print(f"  encoders it accepts: {', '.join(data['accepted_encoders'])}")
         if "feature_info" in data:
             fi = data["feature_info"]
             console.print(f"  stages (channels@reduction): "
