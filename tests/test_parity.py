@@ -40,6 +40,6 @@ def test_parameter_count_and_shapes_match_smp(arch):
 
 
 def test_exact_counts_where_the_designs_agree():
-    for arch in ("fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet"):
+    for arch in ("fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet", "segformer"):
         theirs = getattr(smp, SMP[arch])("resnet34", encoder_weights=None, classes=1)
         assert count_parameters(zoo.create_model(arch, encoder="resnet34")) == used_parameters(theirs), arch

@@ -67,7 +67,7 @@ def zoo_register_architectures() -> list[ArchitectureSpec]:
             name="segformer", summary="SegFormer's all-MLP decoder: per-stage projections fused at stride 4",
             factory="zoo_plugins.architectures.segformer:build_segformer",
             options=(CLASSES, _channels("segmentation_channels", 256, "width of the projections and the fusion")),
-            default_encoder="resnet34", params_at_defaults=21_794_369,
+            default_encoder="resnet34", params_at_defaults=21_876_545,
             paper="Xie et al., SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers, "
                   "NeurIPS 2021", tags=("mlp", "transformer-ready")),
         ArchitectureSpec(

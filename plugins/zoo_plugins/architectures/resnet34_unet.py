@@ -39,7 +39,26 @@ class LightDecoder(nn.Module):
         return self.head(x)
 
 
+def from_stride_four(info: FeatureInfo) -> tuple[FeatureInfo, int]:
+    """The report's decoder starts at the stride-4 stage: the stages it uses, and how many come before."""
+    skip = sum(r < 4 for r in info.reductions[:-1])
+    return FeatureInfo(info.channels[skip:], info.reductions[skip:]), skip
+
+
+class ReportDecoder(LightDecoder):
+    """LightDecoder on the stages from stride 4 on (the report's ResNet34-UNet ignores the stem); the
+    same tensor names, so round-1 weights load."""
+
+    def __init__(self, info: FeatureInfo, classes: int, width: int) -> None:
+        used, skip = from_stride_four(info)
+        super().__init__(used, classes, width)
+        self.skip = skip
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return super().forward(features[self.skip:])
+
+
 def build_resnet34_unet(encoder: nn.Module, classes: int = 1, decoder_channels: int = 32) -> SegmentationModel:
-    decoder = LightDecoder(encoder.feature_info, classes, decoder_channels)
+    decoder = ReportDecoder(encoder.feature_info, classes, decoder_channels)
     init_weights(decoder)
     return SegmentationModel(encoder, decoder)

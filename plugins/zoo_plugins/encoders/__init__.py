@@ -15,9 +15,11 @@ def unet_feature_info(in_channels: int = 3, base_channels: int = 64, depth: int 
 
 
 def resnet34_feature_info(in_channels: int = 3, base_channels: int = 64, weights: str = "", output_stride: int = 32,
-                          depth: int = 4) -> FeatureInfo:
-    reductions = tuple(min(4 * 2**i, output_stride) for i in range(depth))
-    return FeatureInfo(tuple(base_channels * 2**i for i in range(depth)), reductions)
+                          depth: int = 5) -> FeatureInfo:
+    """The stem (stride 2) and layer1..layer4 (strides 4..32; dilated beyond ``output_stride``)."""
+    channels = (base_channels, *(base_channels * 2**i for i in range(4)))
+    reductions = (2, *(min(4 * 2**i, output_stride) for i in range(4)))
+    return FeatureInfo(channels[:depth], reductions[:depth])
 
 
 @zoo.hookimpl
@@ -35,13 +37,15 @@ def zoo_register_encoders() -> list[EncoderSpec]:
         ),
         EncoderSpec(
             name="resnet34",
-            summary="ResNet34 of the report: 7x7 stem, max-pool, 3-4-6-3 basic blocks (torchvision/timm key names)",
+            summary="ResNet34 of the report: 7x7 stem, max-pool, 3-4-6-3 basic blocks (torchvision/timm key names); "
+                    "features at strides 2..32",
             factory="zoo_plugins.encoders.resnet:ResNet34Encoder",
             feature_info=resnet34_feature_info,
             options=(IN_CHANNELS, BASE_CHANNELS, WEIGHTS,
                      Option("output_stride", 32, "total stride: 16 or 8 dilate the last stages (atrous, as DeepLab)",
                             choices=(8, 16, 32)),
-                     Option("depth", 4, "stages built (layer1..layerN; strides 4, 8, 16, 32)", minimum=1, maximum=4)),
+                     Option("depth", 5, "stages returned: the stem (stride 2), then layer1..layer4 (strides 4..32); "
+                            "later ones are not built", minimum=1, maximum=5)),
             tags=("report", "residual", "dilatable"),
         ),
     ]

@@ -33,24 +33,24 @@ class BasicBlock(nn.Module):
 
 
 class ResNet34Encoder(Encoder):
-    """Features after layer1..layer4 (strides 4, 8, 16, 32), as the report's decoder consumes them.
-    Module names follow torchvision/timm, so their resnet34 .safetensors weights load as they are.
+    """Features of the stem (stride 2) and after layer1..layer4 (strides 4, 8, 16, 32), as smp's and
+    timm's resnets give them. Module names follow torchvision/timm, so their resnet34 .safetensors
+    weights load as they are.
     ``output_stride`` 16 or 8 dilates layer4 (and layer3) instead of striding them, as DeepLab does;
     ``depth`` builds only the first stages."""
 
     def __init__(self, in_channels: int = 3, base_channels: int = 64, weights: str = "", output_stride: int = 32,
-                 depth: int = 4) -> None:
+                 depth: int = 5) -> None:
         super().__init__()
         self.feature_info = resnet34_feature_info(in_channels, base_channels, weights, output_stride, depth)
-        widths = self.feature_info.channels
         self.conv1 = nn.Conv2d(in_channels, base_channels, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(base_channels)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         cin, dilation = base_channels, 1
-        self.layers = []
-        for index, (cout, blocks) in enumerate(zip(widths, (3, 4, 6, 3)), start=1):
-            reduction = 4 * 2 ** (index - 1)
+        self.layers: list[str] = []
+        for index, blocks in enumerate((3, 4, 6, 3)[: depth - 1], start=1):
+            cout, reduction = base_channels * 2 ** (index - 1), 4 * 2 ** (index - 1)
             stride = 1 if index == 1 or reduction > output_stride else 2
             previous = dilation
             if index > 1 and reduction > output_stride:
@@ -65,8 +65,9 @@ class ResNet34Encoder(Encoder):
             load_encoder_weights(self, weights)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        features = []
+        x = self.relu(self.bn1(self.conv1(x)))
+        features = [x]
+        x = self.maxpool(x)
         for name in self.layers:
             x = getattr(self, name)(x)
             features.append(x)
