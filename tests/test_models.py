@@ -30,6 +30,7 @@ NARROW = {
     "linknet": {"prefinal_channels": 8},
     "segformer": {"segmentation_channels": 16},
     "upernet": {"decoder_channels": 16},
+    "unetplusplus": {"decoder_channels": "8,8,8,8,8"},
 }
 
 

@@ -16,7 +16,7 @@ from zoo.specs import EncoderSpec, FeatureInfo, LossSpec, Option
 
 BUILTIN_PLUGINS = {"architectures", "encoders", "timm", "losses", "datasets"}
 BUILTIN_ARCHITECTURES = ["deeplabv3", "deeplabv3plus", "fpn", "linknet", "pspnet", "resnet34_unet", "segformer", "unet",
-                         "upernet"]
+                         "unetplusplus", "upernet"]
 
 
 def test_builtins_are_registered(registry):

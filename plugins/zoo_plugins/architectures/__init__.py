@@ -76,6 +76,14 @@ def zoo_register_architectures() -> list[ArchitectureSpec]:
             options=(CLASSES, _channels("decoder_channels", 256, "width of the PPM, FPN and fusion")),
             default_encoder="resnet34", params_at_defaults=29_597_505,
             paper="Xiao et al., Unified Perceptual Parsing for Scene Understanding, ECCV 2018", tags=("cnn", "pyramid")),
+        ArchitectureSpec(
+            name="unetplusplus", summary="UNet++: nested dense skip pathways between encoder and decoder",
+            factory="zoo_plugins.architectures.unetplusplus:build_unetplusplus",
+            options=(CLASSES, Option("decoder_channels", (256, 128, 64, 32, 16), "widths of the main decoder path, "
+                                     "deep to shallow, one per encoder stage", minimum=1, maximum=4096)),
+            default_encoder="resnet34", params_at_defaults=26_078_609,
+            paper="Zhou et al., UNet++: A Nested U-Net Architecture for Medical Image Segmentation, DLMIA 2018",
+            tags=("cnn", "nested")),
     ]
 
 
