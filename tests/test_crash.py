@@ -91,8 +91,12 @@ def occurrences(points: list[str]) -> list[str]:
 
 def save_points(points: list[str]) -> list[str]:
     """Every point inside a save (each file's write and replace, the checkpoint commit), plus the
-    first steps and a validation: kills before, during and between all writes."""
-    return [p for p in occurrences(points) if not p.startswith("step:") or p in ("step:1:1#1", "step:2:3#1")]
+    first steps and a validation: kills before, during and between all writes. The pictures, pure
+    derived files, are killed before their replace only (after it is the same rename as the others')."""
+    picture = lambda p: p.startswith(("write:curves.png:replaced", "write:samples.png:replaced",  # noqa: E731
+                                      "write:confusion.png:replaced"))
+    return [p for p in occurrences(points)
+            if (not p.startswith("step:") or p in ("step:1:1#1", "step:2:3#1")) and not picture(p)]
 
 
 # a few representative points run with `make test`; all of them (and random times) under -m slow
@@ -113,7 +117,7 @@ def test_kill_at_a_save_point_then_recover(reference, tmp_path, point):
 def test_kill_at_every_save_point(reference, tmp_path):
     expected, points = reference
     tried = save_points(points)
-    assert len(tried) >= 30  # config, 2 epochs x (checkpoint, last, model, metrics, curves, samples) x 2 sides
+    assert len(tried) >= 25  # config, 2 epochs x (checkpoint, last, model, metrics) x 2 sides, pictures, steps
     lost = []
     for i, point in enumerate(tried):
         run = kill_at(point, tmp_path / str(i))
@@ -129,7 +133,7 @@ def test_kill_at_random_times(reference, tmp_path):
     expected, _ = reference
     rng = random.Random(12)
     lost = []
-    for i in range(8):
+    for i in range(5):
         run = tmp_path / str(i) / "run"
         proc = zoo(*ARGS, "--out", str(run))
         time.sleep(rng.uniform(1.0, 6.0))

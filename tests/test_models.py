@@ -179,3 +179,15 @@ def test_bad_options_name_the_valid_ones():
         zoo.create_model("unet", width=3)
     with pytest.raises(OptionError, match="base_channels must be an integer in"):
         zoo.create_model("unet", base_channels="wide")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", architectures())
+def test_onnx_export_of_every_architecture(reg, arch, tmp_path):
+    """`zoo export` of each architecture: its graph is run in onnxruntime at two sizes that are not
+    multiples of the stride and compared with PyTorch (an error otherwise)."""
+    pytest.importorskip("onnxruntime")
+    from zoo.engine.export import export
+
+    weights = zoo.save_model(build(reg, arch, "resnet34").eval(), tmp_path / "m.safetensors")
+    assert export(weights, tmp_path / "m.onnx", registry=reg).stat().st_size > 0

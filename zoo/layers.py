@@ -100,3 +100,31 @@ def resize_to(x: torch.Tensor, size: tuple[int, int] | torch.Size, mode: str = "
     if mode == "nearest":
         return nn.functional.interpolate(x, size=size, mode="nearest")
     return nn.functional.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+def _pooling_matrix(n: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """(bins, n): row i averages positions [floor(i n / b), ceil((i + 1) n / b)), as adaptive pooling does."""
+    i = torch.arange(bins, device=like.device)[:, None]
+    y = torch.arange(n, device=like.device)[None, :]
+    inside = (y >= (i * n) // bins) & (y < -((-(i + 1) * n) // bins))
+    weights = inside.to(like.dtype)
+    return weights / weights.sum(1, keepdim=True)
+
+
+def adaptive_avg_pool(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(x, bins)``, in a form whose bins follow the input's size when the graph
+    is traced (torch.export, ONNX, torch.compile): two small pooling matrices built from the size.
+    A traced adaptive pooling would fix its bins at the example's size."""
+    if not torch.compiler.is_compiling():
+        return nn.functional.adaptive_avg_pool2d(x, bins)
+    rows, cols = _pooling_matrix(x.shape[-2], bins, x), _pooling_matrix(x.shape[-1], bins, x)
+    return torch.einsum("ih,nchw,jw->ncij", rows, x, cols)
+
+
+class AdaptiveAvgPool(nn.Module):
+    def __init__(self, bins: int) -> None:
+        super().__init__()
+        self.bins = bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return adaptive_avg_pool(x, self.bins)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.layers import ConvBNReLU, init_weights, resize_to
+from zoo.layers import AdaptiveAvgPool, ConvBNReLU, init_weights, resize_to
 from zoo.models import SegmentationModel
 from zoo.specs import FeatureInfo
 
@@ -23,8 +23,8 @@ class PyramidPooling(nn.Module):
         branch = branch or max(1, cin // len(bins))
         # a 1x1 pooled map has one value per channel: BatchNorm there is undefined in training, so a plain conv
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(cin, branch, 1), nn.ReLU(inplace=True)) if b == 1
-            else nn.Sequential(nn.AdaptiveAvgPool2d(b), ConvBNReLU(cin, branch, 1)) for b in bins)
+            nn.Sequential(AdaptiveAvgPool(b), nn.Conv2d(cin, branch, 1), nn.ReLU(inplace=True)) if b == 1
+            else nn.Sequential(AdaptiveAvgPool(b), ConvBNReLU(cin, branch, 1)) for b in bins)
         self.out_channels = cin + branch * len(bins)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
