@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 import torch
 
 import zoo
@@ -16,8 +17,9 @@ def test_discovered_through_entry_point(with_example):
     registry = build_registry()
     info = registry.plugin_info("example")
     assert info is not None and info.status == "ok" and not info.builtin
-    assert (info.distribution, info.version, info.module) == ("zoo-plugin-example", "0.2.0", "zoo_plugin_example")
-    assert set(info.hooks) == {"zoo_register_encoders", "zoo_register_losses", "zoo_register_datasets"}
+    assert (info.distribution, info.version, info.module) == ("zoo-plugin-example", "0.3.0", "zoo_plugin_example")
+    assert set(info.hooks) == {"zoo_register_architectures", "zoo_register_encoders", "zoo_register_losses",
+                              "zoo_register_datasets"}
     assert registry.get("encoder", "tiny").plugin == "example"
     assert registry.get("loss", "boundary_bce").plugin == "example"
     assert registry.get("dataset", "stripes").plugin == "example"
@@ -44,3 +46,26 @@ def test_plugin_parts_train_together(with_example, tmp_path):
     before.backward()
     optimizer.step()
     assert model(batch).shape == (4, 1, 32, 32) and torch.isfinite(before)
+
+
+def test_the_example_architecture_keeps_zoos_contract(with_example):
+    """What the example's own tests/test_plugin.py runs, through the installed entry point."""
+    import zoo.testing
+
+    registry = build_registry()
+    zoo.testing.check_architecture("sumseg", "tiny", registry=registry, export=False, width=8, **{"encoder.width": 4})
+    zoo.testing.check_architecture("sumseg", "resnet34", registry=registry, width=8, **{"encoder.base_channels": 8})
+    zoo.testing.check_encoder("tiny", registry=registry, width=4)
+    zoo.testing.check_loss("boundary_bce", registry=registry)
+    zoo.testing.check_dataset("stripes", "train", registry=registry)
+    from zoo.errors import IncompatibleEncoder
+
+    with pytest.raises(IncompatibleEncoder, match="sumseg needs an encoder with at least 2 stages; this one has 1"):
+        zoo.create_model("sumseg", "unet", registry=registry, depth=1, base_channels=4)
+
+
+def test_a_distribution_name_in_zoo_load_plugins_gets_the_entry_point_names(with_example, monkeypatch):
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "zoo-plugin-example")
+    info = build_registry().plugin_info("zoo-plugin-example")
+    assert info.error == ("named in ZOO_LOAD_PLUGINS but not installed (it is a distribution; ZOO_LOAD_PLUGINS "
+                          "takes entry-point names: example)")

@@ -227,8 +227,8 @@ def test_missing_plugin_is_named_with_its_distribution(with_example, tmp_path, m
     from zoo.errors import MissingPluginError
 
     with pytest.raises(MissingPluginError, match=r"encoder 'example:tiny' comes from plugin 'example' "
-                       r"\(zoo-plugin-example 0\.2\.0 when it was saved\), which is not installed here; install it: "
-                       r"pip install 'zoo-plugin-example==0\.2\.0'"):
+                       r"\(zoo-plugin-example 0\.3\.0 when it was saved\), which is not installed here; install it: "
+                       r"pip install 'zoo-plugin-example==0\.3\.0'"):
         zoo.load_model(tmp_path / "m.safetensors", registry=build_registry())
 
 

@@ -97,8 +97,8 @@ def plan_encoder(architecture: str, encoder: str, spec, member: str | None, mode
         planned["output_stride"] = stride
     depth = model_options.get("encoder_depth")
     if depth is not None and spec.option("depth") is not None:
-        describe = (lambda **o: resolve(spec.feature_info)(member, **o)) if member else spec.describe
-        full = describe(**{k: v for k, v in planned.items() if k != "depth"})
+        given = spec.resolve_options({k: v for k, v in planned.items() if k != "depth"})  # typed: lists -> tuples
+        full = resolve(spec.feature_info)(member, **given) if member else resolve(spec.feature_info)(**given)
         planned["depth"] = sum(r <= 2 ** depth for r in full.reductions) or 1
     return planned
 

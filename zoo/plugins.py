@@ -84,6 +84,20 @@ def selected_entry_points() -> tuple[list[metadata.EntryPoint], list[str]]:
     return list(found.values()), []
 
 
+def _not_installed(name: str) -> str:
+    """Why a ZOO_LOAD_PLUGINS name loads nothing; a distribution's name gets its entry points' names."""
+    message = "named in ZOO_LOAD_PLUGINS but not installed"
+    by_dist: dict[str, list[str]] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            by_dist.setdefault(dist.name.lower().replace("_", "-"), []).append(ep.name)
+    names = by_dist.get(name.lower().replace("_", "-"))
+    if names:
+        message += f" (it is a distribution; ZOO_LOAD_PLUGINS takes entry-point names: {', '.join(sorted(names))})"
+    return message
+
+
 def make_plugin_manager(
     config: dict[str, Any] | None = None, *, entry_points: bool = True
 ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
@@ -99,7 +113,7 @@ def make_plugin_manager(
         return pm, infos
     eps, missing = selected_entry_points()
     for name in missing:
-        infos.append(PluginInfo(name, "", "", "", False, error="named in ZOO_LOAD_PLUGINS but not installed"))
+        infos.append(PluginInfo(name, "", "", "", False, error=_not_installed(name)))
     for ep in eps:
         dist = getattr(ep, "dist", None)
         info = PluginInfo(ep.name, ep.value, dist.name if dist else "", dist.version if dist else "", False)

@@ -2,7 +2,7 @@
 lives in modules named by lazy "module:attribute" references, imported only when used."""
 
 import zoo
-from zoo.specs import DatasetSpec, EncoderSpec, FeatureInfo, LossSpec, Option
+from zoo.specs import ArchitectureSpec, DatasetSpec, EncoderSpec, FeatureInfo, LossSpec, Option
 
 
 def tiny_feature_info(in_channels: int = 3, width: int = 8) -> FeatureInfo:
@@ -42,5 +42,19 @@ def zoo_register_datasets():
             summary="vertical bands whose bright half is foreground (example plugin)",
             factory="zoo_plugin_example.dataset:Stripes",
             options=(Option("count", 16, "train images"), Option("size", 32, "image side")),
+        )
+    ]
+
+
+@zoo.hookimpl
+def zoo_register_architectures():
+    return [
+        ArchitectureSpec(
+            name="sumseg",
+            summary="every encoder stage projected, resized to the finest and summed (example plugin)",
+            factory="zoo_plugin_example.architecture:build_sumseg",
+            options=(Option("classes", 1, "output channels", minimum=1),
+                     Option("width", 16, "width of the projections", minimum=1, maximum=1024)),
+            default_encoder="tiny",
         )
     ]
