@@ -32,6 +32,7 @@ NARROW = {
     "segformer": {"segmentation_channels": 16},
     "upernet": {"decoder_channels": 16},
     "unetplusplus": {"decoder_channels": "8,8,8,8,8"},
+    "manet": {"decoder_channels": "8,8,8,8,8", "pab_channels": 4, "reduction": 1},
 }
 
 

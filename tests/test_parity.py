@@ -13,7 +13,8 @@ from zoo.api import count_parameters
 smp = pytest.importorskip("segmentation_models_pytorch")
 
 SMP = {"unet": "Unet", "fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus", "pspnet": "PSPNet",
-       "linknet": "Linknet", "segformer": "Segformer", "upernet": "UPerNet", "unetplusplus": "UnetPlusPlus"}
+       "linknet": "Linknet", "segformer": "Segformer", "upernet": "UPerNet", "unetplusplus": "UnetPlusPlus",
+       "manet": "MAnet"}
 
 
 def used_parameters(model: torch.nn.Module) -> int:
@@ -40,6 +41,6 @@ def test_parameter_count_and_shapes_match_smp(arch):
 
 
 def test_exact_counts_where_the_designs_agree():
-    for arch in ("fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet", "segformer", "unetplusplus"):
+    for arch in ("fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet", "segformer", "unetplusplus", "manet"):
         theirs = getattr(smp, SMP[arch])("resnet34", encoder_weights=None, classes=1)
         assert count_parameters(zoo.create_model(arch, encoder="resnet34")) == used_parameters(theirs), arch

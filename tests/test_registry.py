@@ -15,8 +15,8 @@ from zoo.registry import build_registry
 from zoo.specs import EncoderSpec, FeatureInfo, LossSpec, Option
 
 BUILTIN_PLUGINS = {"architectures", "encoders", "timm", "losses", "datasets"}
-BUILTIN_ARCHITECTURES = ["deeplabv3", "deeplabv3plus", "fpn", "linknet", "pspnet", "resnet34_unet", "segformer", "unet",
-                         "unetplusplus", "upernet"]
+BUILTIN_ARCHITECTURES = ["deeplabv3", "deeplabv3plus", "fpn", "linknet", "manet", "pspnet", "resnet34_unet", "segformer",
+                         "unet", "unetplusplus", "upernet"]
 
 
 def test_builtins_are_registered(registry):

@@ -60,6 +60,15 @@ def zoo_register_architectures() -> list[ArchitectureSpec]:
                          "shallow, one per encoder stage", minimum=1, maximum=4096),), 26_078_609,
                  "Zhou et al., UNet++: A Nested U-Net Architecture for Medical Image Segmentation, DLMIA 2018",
                  ("cnn", "nested")),
+        _decoder("manet", "manet", "MA-Net: position attention on the deepest stage, multi-scale fusion attention "
+                 "blocks up the decoder",
+                 (Option("decoder_channels", (256, 128, 64, 32, 16), "widths of the decoder blocks, deep to shallow, "
+                         "one per encoder stage", minimum=1, maximum=4096),
+                  Option("pab_channels", 64, "width of the position attention's queries and keys", minimum=1,
+                         maximum=4096),
+                  Option("reduction", 16, "squeeze-excitation reduction", minimum=1, maximum=1024)), 31_783_633,
+                 "Fan et al., MA-Net: A Multi-Scale Attention Network for Liver and Tumor Segmentation, IEEE Access "
+                 "2020", ("cnn", "attention")),
     ]
 
 
