@@ -8,7 +8,6 @@ import torch
 import zoo
 import zoo.testing
 from zoo.api import count_parameters
-from zoo.encoders import check_features
 from zoo.errors import IncompatibleEncoder, OptionError, WeightsError
 from zoo.specs import EncoderFamilySpec, resolve
 

@@ -204,7 +204,7 @@ def info(
             console.print(f"  encoders it accepts: {', '.join(data['accepted_encoders'])}")
         if "feature_info" in data:
             fi = data["feature_info"]
-            console.print(f"  stages (channels@reduction): "
+            console.print("  stages (channels@reduction): "
                           + ", ".join(f"{c}@{r}" for c, r in zip(fi["channels"], fi["reductions"])))
         if data["options"]:
             _print_options(console, "options", data["options"])
