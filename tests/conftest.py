@@ -30,6 +30,15 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     zoo.default_registry.cache_clear()
 
 
+def builtin_registry():
+    """zoo's built-ins alone: what tests parametrize over at collection time, before the autouse
+    fixture turns entry-point autoload off, so installed plugins never add cases."""
+    from zoo import build_registry
+    from zoo.plugins import make_plugin_manager
+
+    return build_registry(*make_plugin_manager(entry_points=False))
+
+
 @pytest.fixture
 def registry():
     """A fresh registry per test: the built-ins (autoload is off in tests)."""

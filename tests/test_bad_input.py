@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from tests.conftest import cli
+from tests.conftest import builtin_registry, cli
 from zoo.kinds import KINDS
 from zoo.specs import EncoderFamilySpec, Option
 
@@ -82,18 +82,12 @@ def bad_values(option: Option) -> list[str]:
 
 
 def plugin_cases():
-    registry = zoo.build_registry(*_builtin_pm())
+    registry = builtin_registry()
     for kind in ("architecture", "encoder", "loss", "dataset"):
         for entry in registry.entries(kind) + registry.families(kind):
             for option in entry.spec.options:
                 for value in bad_values(option):
                     yield pytest.param(kind, entry, option.name, value, id=f"{entry.name}.{option.name}={value}")
-
-
-def _builtin_pm():
-    from zoo.plugins import make_plugin_manager
-
-    return make_plugin_manager(entry_points=False)
 
 
 def command_for(kind: str, entry, key: str, value: str) -> list[str]:
@@ -116,7 +110,7 @@ def test_plugin_options(tmp_path, kind, entry, key, value):
 
 def test_every_numeric_builtin_option_declares_bounds():
     """A new built-in option cannot forget its range: counts, sizes and weights are bounded."""
-    registry = zoo.build_registry(*_builtin_pm())
+    registry = builtin_registry()
     unbounded = [f"{e.name}.{o.name}" for kind in KINDS for e in registry.entries(kind) + registry.families(kind)
                  for o in e.spec.options if o.value_type in (int, float) and o.minimum is None and o.choices is None]
     assert unbounded == []

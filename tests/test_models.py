@@ -7,6 +7,7 @@ import torch
 
 import zoo
 import zoo.testing
+from tests.conftest import builtin_registry
 from zoo.api import count_parameters
 from zoo.errors import IncompatibleEncoder, OptionError, WeightsError
 from zoo.specs import EncoderFamilySpec, resolve
@@ -36,7 +37,7 @@ NARROW = {
 
 
 def architectures():
-    return zoo.default_registry().names("architecture")
+    return builtin_registry().names("architecture")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import zoo
-from tests.conftest import SHARED_SAMPLE, cli
+from tests.conftest import SHARED_SAMPLE, builtin_registry, cli
 from zoo.engine.train import train
 from zoo.errors import DataError, LossSpecError, UsageError
 from zoo.losses import build_loss
@@ -43,11 +43,7 @@ def loss(spec: str, task: Task):
 
 
 # ---- losses ---------------------------------------------------------------------------------
-def specs_for(kind: str) -> list[str]:
-    return [e.name for e in zoo.build_registry().entries("loss") if kind in e.spec.tasks]
-
-
-@pytest.mark.parametrize("spec", [e.name for e in zoo.build_registry().entries("loss")])
+@pytest.mark.parametrize("spec", [e.name for e in builtin_registry().entries("loss")])
 def test_every_loss_keeps_the_contract_for_every_task_it_serves(spec):
     """zoo.testing.check_loss: finite, gradients reach the logits, ignored pixels pull nothing."""
     import zoo.testing
