@@ -11,7 +11,7 @@ from tests.conftest import run_zoo
 
 @pytest.mark.parametrize("command, names", [
     ("list-models", {"unet", "resnet34_unet", "fpn", "deeplabv3", "deeplabv3plus", "pspnet", "linknet",
-                     "segformer", "upernet", "unetplusplus", "manet"}),
+                     "segformer", "upernet", "unetplusplus", "manet", "pan", "dpt"}),
     ("list-encoders", {"unet", "resnet34"}),
     ("list-losses", {"mse", "bce", "ce", "dice", "jaccard", "focal", "tversky", "lovasz"}),
     ("list-datasets", {"oxford-pet", "folder", "synthetic"}),

@@ -14,7 +14,8 @@ smp = pytest.importorskip("segmentation_models_pytorch")
 
 SMP = {"unet": "Unet", "fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus", "pspnet": "PSPNet",
        "linknet": "Linknet", "segformer": "Segformer", "upernet": "UPerNet", "unetplusplus": "UnetPlusPlus",
-       "manet": "MAnet"}
+       "manet": "MAnet", "pan": "PAN"}
+MULTIPLE = {"pan": 128}  # smp needs the input a multiple of 32 (PAN: its pyramid halves stride 16 three times)
 
 
 def used_parameters(model: torch.nn.Module) -> int:
@@ -22,7 +23,7 @@ def used_parameters(model: torch.nn.Module) -> int:
     running them; zoo does not build them."""
     model.train()
     model.zero_grad()
-    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    model(torch.randn(2, 3, 128, 128)).sum().backward()
     return sum(p.numel() for p in model.parameters() if p.grad is not None)
 
 
@@ -36,7 +37,8 @@ def test_parameter_count_and_shapes_match_smp(arch):
         x = torch.randn(1, 3, h, w)
         with torch.no_grad():
             assert ours(x).shape == (1, 1, h, w)
-            padded = torch.nn.functional.pad(x, (0, -w % 32, 0, -h % 32))  # smp needs multiples of 32
+            m = MULTIPLE.get(arch, 32)
+            padded = torch.nn.functional.pad(x, (0, -w % m, 0, -h % m))
             assert theirs(padded)[..., :h, :w].shape == ours(x).shape
 
 
@@ -44,3 +46,19 @@ def test_exact_counts_where_the_designs_agree():
     for arch in ("fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet", "segformer", "unetplusplus", "manet"):
         theirs = getattr(smp, SMP[arch])("resnet34", encoder_weights=None, classes=1)
         assert count_parameters(zoo.create_model(arch, encoder="resnet34")) == used_parameters(theirs), arch
+
+
+def test_dpt_matches_smp_on_a_vit():
+    """smp's DPT takes only timm ViTs; with the readout zoo implements ("ignore") the parameters the
+    forward pass uses are the same and odd sizes come out whole."""
+    ours = zoo.create_model("dpt", encoder="timm:vit_tiny_patch16_224", fusion_channels=64,
+                            intermediate_channels="32,64,128,128")
+    theirs = smp.DPT("tu-vit_tiny_patch16_224", encoder_weights=None, classes=1, decoder_readout="ignore",
+                     decoder_fusion_channels=64, decoder_intermediate_channels=(32, 64, 128, 128),
+                     dynamic_img_size=True)
+    assert count_parameters(ours) == used_parameters(theirs)
+    ours.eval(), theirs.eval()
+    x = torch.randn(1, 3, 63, 77)
+    with torch.no_grad():
+        assert ours(x).shape == (1, 1, 63, 77)
+        assert theirs(torch.nn.functional.pad(x, (0, 19, 0, 1)))[..., :63, :77].shape == ours(x).shape  # smp: x32

@@ -15,7 +15,7 @@ from zoo.registry import build_registry
 from zoo.specs import EncoderSpec, FeatureInfo, LossSpec, Option
 
 BUILTIN_PLUGINS = {"architectures", "encoders", "timm", "losses", "datasets"}
-BUILTIN_ARCHITECTURES = ["deeplabv3", "deeplabv3plus", "fpn", "linknet", "manet", "pspnet", "resnet34_unet", "segformer",
+BUILTIN_ARCHITECTURES = ["deeplabv3", "deeplabv3plus", "dpt", "fpn", "linknet", "manet", "pan", "pspnet", "resnet34_unet", "segformer",
                          "unet", "unetplusplus", "upernet"]
 
 

@@ -86,19 +86,29 @@ def plan_encoder(architecture: str, encoder: str, spec, member: str | None, mode
     from zoo.errors import IncompatibleEncoder
     from zoo.specs import resolve
 
+    def declared(options: dict) -> FeatureInfo:
+        given = spec.resolve_options(options)  # typed: lists -> tuples
+        return resolve(spec.feature_info)(member, **given) if member else resolve(spec.feature_info)(**given)
+
     planned = dict(encoder_options)
     stride = model_options.get("output_stride")
     if stride is not None:
         option = spec.option("output_stride")
+        hint = "(use a dilatable encoder such as resnet34 or a timm resnet)"
         if option is None or option.choices is not None and stride not in option.choices:
             can = f"supports {', '.join(map(str, option.choices))}" if option is not None else "cannot dilate"
             raise IncompatibleEncoder(f"{architecture} needs encoder output stride {stride}, but encoder {encoder!r} "
-                                      f"{can} (use a dilatable encoder such as resnet34 or a timm resnet)")
-        planned["output_stride"] = stride
+                                      f"{can} {hint}")
+        if declared(planned).total_stride != stride:  # a ViT is at stride 16 without dilating anything
+            planned["output_stride"] = stride
+            try:
+                declared(planned)
+            except IncompatibleEncoder as exc:
+                raise IncompatibleEncoder(f"{architecture} needs encoder output stride {stride}, but {exc} "
+                                          f"{hint}") from None
     depth = model_options.get("encoder_depth")
     if depth is not None and spec.option("depth") is not None:
-        given = spec.resolve_options({k: v for k, v in planned.items() if k != "depth"})  # typed: lists -> tuples
-        full = resolve(spec.feature_info)(member, **given) if member else resolve(spec.feature_info)(**given)
+        full = declared({k: v for k, v in planned.items() if k != "depth"})
         planned["depth"] = sum(r <= 2 ** depth for r in full.reductions) or 1
     return planned
 

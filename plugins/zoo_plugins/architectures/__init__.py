@@ -48,6 +48,24 @@ def zoo_register_architectures() -> list[ArchitectureSpec]:
                  (_channels("prefinal_channels", 32, "width of the last block"),), 21_771_937,
                  "Chaurasia and Culurciello, LinkNet: Exploiting Encoder Representations for Efficient Semantic "
                  "Segmentation, VCIP 2017", ("cnn", "light")),
+        _decoder("pan", "pan", "PAN: feature pyramid attention on the deepest stage, global attention upsampling to "
+                 "stride 4",
+                 (_channels("decoder_channels", 32, "width of the attention modules"),
+                  Option("output_stride", 16, "encoder output stride (16 dilates the last stage)", choices=(16, 32))),
+                 21_475_426, "Li et al., Pyramid Attention Network for Semantic Segmentation, BMVC 2018", ("cnn", "attention")),
+        ArchitectureSpec(
+            name="dpt",
+            summary="DPT: four stages reassembled into a stride 4-32 pyramid, fused by residual conv units "
+                    "(for ViTs; hierarchical encoders work too)",
+            factory="zoo_plugins.architectures.dpt:build_dpt",
+            options=(CLASSES,
+                     Option("intermediate_channels", (256, 512, 1024, 1024), "width of each level's projection "
+                            "before resampling, shallow to deep", minimum=1, maximum=4096),
+                     _channels("fusion_channels", 256, "width of the fusion blocks and the head"),
+                     Option("dropout", 0.1, "dropout before the head's last conv", minimum=0, maximum=1)),
+            default_encoder="timm:vit_base_patch16_224", params_at_defaults=116_285_953,
+            paper="Ranftl et al., Vision Transformers for Dense Prediction, ICCV 2021", tags=("transformer", "vit"),
+        ),
         _decoder("segformer", "segformer", "SegFormer's all-MLP decoder: per-stage projections fused at stride 4",
                  (_channels("segmentation_channels", 256, "width of the projections and the fusion"),), 21_876_545,
                  "Xie et al., SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers, "

@@ -15,17 +15,37 @@ def model_names() -> tuple[str, ...]:
     return tuple(timm.list_models())
 
 
+def _features_model(name: str, **kwargs) -> torch.nn.Module:
+    """``timm.create_model(..., features_only=True)``. Transformers are asked for dynamic input sizes
+    (position embeddings interpolated to the image), an option convnets do not take."""
+    try:
+        return timm.create_model(name, pretrained=False, features_only=True, dynamic_img_size=True, **kwargs)
+    except TypeError as exc:
+        if "dynamic_img_size" not in str(exc):
+            raise
+        return timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+
+
+@lru_cache(maxsize=256)
+def default_out_indices(name: str) -> tuple[int, ...]:
+    """timm's default stages; for a plain (non-hierarchical) transformer such as ViT, whose every block
+    is at one stride, four blocks evenly spaced through its depth, as DPT taps them (2, 5, 8, 11 of 12)."""
+    with torch.device("meta"):
+        features = _features_model(name)
+        if len(set(features.feature_info.reduction())) > 1:
+            return tuple(features.feature_info.out_indices)
+        blocks = len(timm.create_model(name, pretrained=False).feature_info)
+    return tuple(sorted({max(0, round(blocks * (i + 1) / 4) - 1) for i in range(4)}))
+
+
 def _create(name: str, in_channels: int, out_indices: tuple[int, ...], output_stride: int = 32,
             depth: int = 0) -> torch.nn.Module:
-    kwargs: dict = {"out_indices": out_indices} if out_indices else {}
-    if output_stride != 32:
-        kwargs["output_stride"] = output_stride
-    if depth and not out_indices:  # the first `depth` default stages; timm prunes the rest
-        with torch.device("meta"):
-            default = timm.create_model(name, pretrained=False, features_only=True).feature_info.out_indices
-        kwargs["out_indices"] = tuple(default[:depth])
+    kwargs: dict = {"output_stride": output_stride} if output_stride != 32 else {}
     try:
-        return _prune(timm.create_model(name, pretrained=False, features_only=True, in_chans=in_channels, **kwargs))
+        indices = out_indices or default_out_indices(name)
+        if depth and not out_indices:  # the first `depth` default stages; timm prunes the rest
+            indices = indices[:depth]
+        return _prune(_features_model(name, in_chans=in_channels, out_indices=tuple(indices), **kwargs))
     except (RuntimeError, ValueError, TypeError, AssertionError) as exc:
         if output_stride != 32:
             raise IncompatibleEncoder(f"timm model {name!r} cannot dilate to output stride {output_stride} "
@@ -61,8 +81,11 @@ class TimmEncoder(Encoder):
         self.feature_info = FeatureInfo(
             tuple(self.model.feature_info.channels()), tuple(self.model.feature_info.reduction())
         )
+        # Swin-like models return NHWC maps; zoo's decoders take NCHW
+        self.nhwc = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
         if weights:
             load_encoder_weights(self.model, weights)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return list(self.model(x))
+        features = self.model(x)
+        return [f.permute(0, 3, 1, 2) for f in features] if self.nhwc else list(features)
