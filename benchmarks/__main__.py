@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import cli_latency, data_pipeline, inference, train_step
+from benchmarks import architectures, cli_latency, data_pipeline, inference, train_step
 from benchmarks._common import machine
 
 
@@ -40,6 +40,8 @@ def main() -> None:
         "### Data pipeline (real Oxford-IIIT Pet sample, 256x256, batch 8)\n",
         data_pipeline.render(run(data_pipeline, "--epochs", repeats, "--train-step-img-s", str(slowest))) + "\n",
         "### Inference (batch 8, 256x256)\n", inference.render(run(inference, "--repeats", repeats)) + "\n",
+        "### Architectures on resnet34 against smp's same model (batch 4, 256x256, fp32 on CPU)\n",
+        architectures.render(run(architectures, "--steps", repeats)) + "\n",
     ]
     text = "\n".join(sections)
     args.out.write_text(text)

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zoo.cli import listing, runs, training
+from zoo.cli import listing, plugin, runs, training
 from zoo.errors import ZooError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ def _root(
 listing.register(app)
 training.register(app)
 runs.register(app)
+plugin.register(app)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
