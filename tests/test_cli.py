@@ -75,13 +75,13 @@ def test_version():
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["info", "unte"], 2, "zoo: error: unknown name 'unte'; did you mean unet?"),
+    (["info", "unte"], 2, "zoo: error: unknown name 'unte'; did you mean unet"),
     (["train", "unte", "--epochs", "1"], 2, "zoo: error: unknown architecture 'unte'; did you mean unet?"),
     (["train", "unet", "--loss", "0.3*bce+*dice"], 2,
      "zoo: error: bad loss spec '0.3*bce+*dice': expected a loss name at column 9 ('*dice')"),
     (["train", "unet", "--loss", "dcie"], 2, "zoo: error: unknown loss 'dcie'; did you mean dice"),
     (["train", "unet", "-o", "colour=red"], 2, "zoo: error: unknown option 'colour'; valid: "),
-    (["train", "unet", "--optimizer", "lion"], 2, "zoo: error: --optimizer lion: optimizer must be one of sgd, adam, adamw"),
+    (["train", "unet", "--optimizer", "lion"], 2, "zoo: error: unknown optimizer 'lion'; choose one of: adam, adamw, sgd"),
     (["eval", "/nonexistent/run"], 1, "zoo: error: /nonexistent/run: no such weights file"),
 ])
 def test_errors_are_one_line_without_traceback(args, code, message):

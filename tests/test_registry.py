@@ -14,7 +14,8 @@ from zoo.plugins import make_plugin_manager
 from zoo.registry import build_registry
 from zoo.specs import EncoderSpec, FeatureInfo, LossSpec, Option
 
-BUILTIN_PLUGINS = {"architectures", "encoders", "timm", "losses", "datasets"}
+BUILTIN_PLUGINS = {"architectures", "encoders", "timm", "losses", "datasets", "optimizers", "schedulers",
+                   "callbacks"}
 BUILTIN_ARCHITECTURES = ["deeplabv3", "deeplabv3plus", "dpt", "fpn", "linknet", "manet", "pan", "pspnet", "resnet34_unet", "segformer",
                          "unet", "unetplusplus", "upernet"]
 
@@ -166,7 +167,8 @@ def test_hookspecs_use_the_zoo_marker():
 
     pm.add_hookspecs(hookspecs)
     assert sorted(h for h in dir(pm.hook) if h.startswith("zoo_")) == [
-        "zoo_register_architectures", "zoo_register_datasets", "zoo_register_encoders", "zoo_register_losses"]
+        "zoo_register_architectures", "zoo_register_callbacks", "zoo_register_datasets", "zoo_register_encoders",
+        "zoo_register_losses", "zoo_register_optimizers", "zoo_register_schedulers"]
 
 
 class _Misspelled:

@@ -26,3 +26,18 @@ def zoo_register_losses() -> list:
 @hookspec
 def zoo_register_datasets() -> list:
     """Return a list of :class:`zoo.specs.DatasetSpec`."""
+
+
+@hookspec
+def zoo_register_optimizers() -> list:
+    """Return a list of :class:`zoo.specs.OptimizerSpec`."""
+
+
+@hookspec
+def zoo_register_schedulers() -> list:
+    """Return a list of :class:`zoo.specs.SchedulerSpec`."""
+
+
+@hookspec
+def zoo_register_callbacks() -> list:
+    """Return a list of :class:`zoo.specs.CallbackSpec`."""

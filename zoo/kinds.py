@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zoo.specs import ArchitectureSpec, DatasetSpec, EncoderFamilySpec, EncoderSpec, LossSpec, Spec
+from zoo.specs import (ArchitectureSpec, CallbackSpec, DatasetSpec, EncoderFamilySpec, EncoderSpec, LossSpec,
+                       OptimizerSpec, SchedulerSpec, Spec)
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("encoder", "encoders", "zoo_register_encoders", (EncoderSpec, EncoderFamilySpec), "list-encoders"),
     Kind("loss", "losses", "zoo_register_losses", (LossSpec,), "list-losses"),
     Kind("dataset", "datasets", "zoo_register_datasets", (DatasetSpec,), "list-datasets"),
+    Kind("optimizer", "optimizers", "zoo_register_optimizers", (OptimizerSpec,), "list-optimizers"),
+    Kind("scheduler", "schedulers", "zoo_register_schedulers", (SchedulerSpec,), "list-schedulers"),
+    Kind("callback", "callbacks", "zoo_register_callbacks", (CallbackSpec,), "list-callbacks"),
 )}
 
 BY_PLURAL: dict[str, Kind] = {k.plural: k for k in KINDS.values()}

@@ -272,3 +272,29 @@ class DatasetSpec(Spec):
     splits: tuple[str, ...] = ("train", "valid", "test")
     needs_data_dir: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimizerSpec(Spec):
+    """An optimizer; ``factory(param_groups, lr=, momentum=, weight_decay=, **options)`` returns a
+    ``torch.optim.Optimizer`` (``momentum`` and ``weight_decay`` are the run's flags; a factory that
+    has no use for momentum ignores it)."""
+
+    kind: ClassVar[str] = "optimizer"
+
+
+@dataclass(frozen=True)
+class SchedulerSpec(Spec):
+    """A learning-rate schedule; ``factory(**options)`` returns ``factor(step, total, steps_per_epoch)``,
+    the multiplier of the base learning rate at optimizer step ``step`` of ``total`` (after warmup).
+    A pure function of its arguments, so a resumed run (even with more epochs) needs no saved state."""
+
+    kind: ClassVar[str] = "scheduler"
+
+
+@dataclass(frozen=True)
+class CallbackSpec(Spec):
+    """A training callback (a logger, a monitor); ``factory(**options)`` returns a
+    :class:`zoo.engine.callbacks.Callback`. ``--log NAME`` selects it."""
+
+    kind: ClassVar[str] = "callback"

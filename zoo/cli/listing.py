@@ -66,6 +66,21 @@ def list_datasets(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
     _show("dataset", pattern, as_json)
 
 
+def list_optimizers(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
+    """List optimizers (--optimizer)."""
+    _show("optimizer", pattern, as_json)
+
+
+def list_schedulers(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
+    """List learning-rate schedules (--scheduler); options as -o scheduler.NAME=VALUE."""
+    _show("scheduler", pattern, as_json)
+
+
+def list_callbacks(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
+    """List training callbacks and loggers (--log a,b)."""
+    _show("callback", pattern, as_json)
+
+
 def plugins(as_json: JsonFlag = False) -> None:
     """List every plugin: name, version, distribution, hooks and status (errors on their own lines)."""
     infos = registry_or_default().plugins
@@ -218,5 +233,8 @@ def register(app: typer.Typer) -> None:
     app.command("list-encoders")(list_encoders)
     app.command("list-losses")(list_losses)
     app.command("list-datasets")(list_datasets)
+    app.command("list-optimizers")(list_optimizers)
+    app.command("list-schedulers")(list_schedulers)
+    app.command("list-callbacks")(list_callbacks)
     app.command("plugins")(plugins)
     app.command("info")(info)

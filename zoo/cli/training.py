@@ -21,8 +21,27 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Epochs (default 10); with --resume, may extend the run.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Global batch size (default 8), split across processes.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (default 0.01).")] = None,
-    optimizer: Annotated[Optional[str], typer.Option(help="sgd (momentum 0.9, as the report), adam or adamw.")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="cosine (default) or none.")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="sgd (momentum 0.9, as the report), adam, adamw or a "
+                                                     "plugin's (zoo list-optimizers).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="cosine (default), poly, onecycle, step, constant or a "
+                                                     "plugin's (zoo list-schedulers); stepped per optimizer step.")] = None,
+    warmup_epochs: Annotated[Optional[float], typer.Option(help="Linear warmup over this many epochs.")] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warmup over this many optimizer steps.")] = None,
+    clip_grad: Annotated[Optional[float], typer.Option(help="Clip the global gradient norm to this.")] = None,
+    accumulate: Annotated[Optional[int], typer.Option(help="Batches per optimizer step (effective batch = "
+                                                      "batch size x N).")] = None,
+    ema: Annotated[Optional[float], typer.Option(help="Keep a moving average of the weights with this decay "
+                                                 "(e.g. 0.999); validated and saved beside the model.")] = None,
+    encoder_lr_mult: Annotated[Optional[float], typer.Option(help="Encoder learning rate = lr x this.")] = None,
+    freeze_encoder_epochs: Annotated[Optional[int], typer.Option(help="Train only the decoder for this many "
+                                                                 "epochs.")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Stop after this many validations without improvement "
+                                                    "of --monitor.")] = None,
+    min_delta: Annotated[Optional[float], typer.Option(help="Smallest change that counts as an improvement.")] = None,
+    val_every: Annotated[Optional[int], typer.Option(help="Validate every N epochs (and after the last).")] = None,
+    log: Annotated[Optional[str], typer.Option(help="Loggers, comma-separated: jsonl (default), csv, tensorboard, "
+                                               "or a plugin's (zoo list-callbacks); none for no log files.")] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Steps between reads of the loss (default 50).")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Square training size (default 256, as the report).")] = None,
     keep_aspect: Annotated[Optional[bool], typer.Option("--keep-aspect/--stretch",
                                                         help="Pad to square instead of stretching (default stretch).")] = None,
@@ -59,7 +78,10 @@ def train(
                  epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, scheduler=scheduler,
                  image_size=image_size, keep_aspect=keep_aspect, weight_decay=weight_decay, augment=augment, device=device, amp=amp, channels_last=channels_last,
                  compile=compile, deterministic=deterministic, sync_bn=sync_bn, seed=seed, classes=classes,
-                 monitor=monitor,
+                 monitor=monitor, warmup_epochs=warmup_epochs, warmup_steps=warmup_steps, clip_grad=clip_grad,
+                 accumulate=accumulate, ema=ema, encoder_lr_mult=encoder_lr_mult,
+                 freeze_encoder_epochs=freeze_encoder_epochs, patience=patience, min_delta=min_delta,
+                 val_every=val_every, log=log, log_every=log_every,
                  options=parse_overrides(options))
     if resume:
         given = [k for k, v in flags.items() if v not in (None, {}) and k != "epochs"]

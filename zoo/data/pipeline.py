@@ -58,7 +58,14 @@ class Augment:
         return self.scale != (1.0, 1.0) or bool(self.rotate) or bool(self.translate)
 
 
-_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+_LUMA: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _luma(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Rec. 601 luma weights, made once per device: a per-step host-to-device copy would sync a GPU."""
+    if (device, dtype) not in _LUMA:
+        _LUMA[device, dtype] = torch.tensor([0.299, 0.587, 0.114], dtype=dtype, device=device).view(1, 3, 1, 1)
+    return _LUMA[device, dtype]
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -88,7 +95,7 @@ def augment_batch(
     if aug.brightness or aug.contrast or aug.saturation:
         view = (n, 1, 1, 1)
         images = images * _uniform(n, 1 - aug.brightness, 1 + aug.brightness, gen, device).view(view)
-        gray = (images * _LUMA.to(images.device, images.dtype)).sum(1, keepdim=True)
+        gray = (images * _luma(images.device, images.dtype)).sum(1, keepdim=True)
         images = gray + (images - gray) * _uniform(n, 1 - aug.saturation, 1 + aug.saturation, gen, device).view(view)
         mean = gray.mean((2, 3), keepdim=True)
         images = mean + (images - mean) * _uniform(n, 1 - aug.contrast, 1 + aug.contrast, gen, device).view(view)

@@ -46,10 +46,13 @@ def _join_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> d
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler | None, progress: dict[str, Any]) -> Path:
+                    scaler: torch.amp.GradScaler | None, progress: dict[str, Any],
+                    extra: dict[str, torch.Tensor] | None = None) -> Path:
+    """``extra``: more named tensors (the weights average as ``ema.*``), given back by restore."""
     from safetensors.torch import save
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     optim_tensors, optim_meta = _split_optimizer(optimizer.state_dict())
     tensors.update({k: v.detach().cpu().contiguous() for k, v in optim_tensors.items()})
     tensors["rng.cpu"] = torch.get_rng_state()
@@ -93,11 +96,15 @@ def read_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, A
 
 
 def restore_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                       scaler: torch.amp.GradScaler | None) -> dict[str, Any]:
-    """Restore model, optimizer, scaler and RNG states in place; return the progress record."""
+                       scaler: torch.amp.GradScaler | None, ema=None) -> dict[str, Any]:
+    """Restore model, optimizer, scaler, weights average and RNG states in place; return the progress
+    record. A run that turns ``--ema`` on at resume starts its average from the restored weights."""
     tensors, meta = read_checkpoint(run_dir)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     optimizer.load_state_dict(_join_optimizer(tensors, meta["optimizer"]))
+    if ema is not None:
+        saved = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        ema.load_state_dict(saved or model.state_dict())
     if scaler is not None and meta["scaler"]:
         scaler.load_state_dict(meta["scaler"])
     torch.set_rng_state(tensors["rng.cpu"])

@@ -18,8 +18,6 @@ from zoo.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, Augment
 from zoo.errors import OptionError
 from zoo.specs import Option
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULERS = ("cosine", "none")
 
 
 @dataclass
@@ -36,10 +34,23 @@ class RunConfig:
     batch_size: int = 8  # global: split across DDP processes
     eval_batch_size: int | None = None
     lr: float = 0.01
-    optimizer: str = "sgd"
+    optimizer: str | None = None  # registry.toml's default (sgd)
     momentum: float = 0.9
     weight_decay: float = 0.0
-    scheduler: str = "cosine"
+    scheduler: str | None = None  # registry.toml's default (cosine)
+    warmup_epochs: float = 0.0  # linear warmup, in epochs (fractions allowed) ...
+    warmup_steps: int = 0  # ... or in optimizer steps
+    lr_by_epoch: bool = False  # one learning rate per epoch (zoo 0.1's runs) instead of per step
+    clip_grad: float | None = None  # max global gradient norm
+    accumulate: int = 1  # batches per optimizer step
+    ema: float | None = None  # decay of the weights' moving average
+    encoder_lr_mult: float = 1.0
+    freeze_encoder_epochs: int = 0
+    patience: int | None = None  # validations without improvement before stopping
+    min_delta: float = 0.0
+    val_every: int = 1
+    log: str = "jsonl"  # callbacks: jsonl, csv, tensorboard, or a plugin's
+    log_every: int = 50  # steps between reads of the loss (a host sync on GPUs)
     image_size: int = 256
     keep_aspect: bool = False
     augment: str = "flip,affine,color"
@@ -69,6 +80,14 @@ class RunConfig:
                 raise OptionError(f"{name} = {values!r}: {name} must be three finite numbers"
                                   + (", all positive" if name == "std" else ""))
         Augment.parse(self.augment)
+        for name in ("optimizer", "scheduler", "log"):
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise OptionError(f"{_flag(name)} '': give a name (see zoo list-{name}s"
+                                  f"{' or none' if name == 'log' else ''})".replace("list-logs", "list-callbacks"))
+        if self.ema is not None and self.ema >= 1:
+            raise OptionError(f"--ema {self.ema}: the decay must be below 1 (e.g. 0.999)")
+        if self.warmup_epochs and self.warmup_steps:
+            raise OptionError("--warmup-epochs and --warmup-steps: give one of them")
         check_batch_fits(self.image_size, max(self.batch_size, self.eval_batch_size or 0))
         return self
 
@@ -105,10 +124,23 @@ FIELD_CHECKS: dict[str, Option] = {o.name: o for o in (
     Option("batch_size", 8, minimum=1),
     Option("eval_batch_size", None, type=int, minimum=1),
     Option("lr", 0.01, minimum=0, exclusive_minimum=True),
-    Option("optimizer", "sgd", choices=OPTIMIZERS),
+    Option("optimizer", None, type=str),
     Option("momentum", 0.9, minimum=0, maximum=1),
     Option("weight_decay", 0.0, minimum=0),
-    Option("scheduler", "cosine", choices=SCHEDULERS),
+    Option("scheduler", None, type=str),
+    Option("warmup_epochs", 0.0, minimum=0, maximum=100_000),
+    Option("warmup_steps", 0, minimum=0, maximum=10**9),
+    Option("lr_by_epoch", False),
+    Option("clip_grad", None, type=float, minimum=0, exclusive_minimum=True),
+    Option("accumulate", 1, minimum=1, maximum=4096),
+    Option("ema", None, type=float, minimum=0, maximum=1, exclusive_minimum=True),
+    Option("encoder_lr_mult", 1.0, minimum=0, maximum=1000),
+    Option("freeze_encoder_epochs", 0, minimum=0, maximum=100_000),
+    Option("patience", None, type=int, minimum=1, maximum=100_000),
+    Option("min_delta", 0.0, minimum=0),
+    Option("val_every", 1, minimum=1, maximum=100_000),
+    Option("log", "jsonl"),
+    Option("log_every", 50, minimum=1, maximum=10**9),
     Option("image_size", 256, minimum=8),
     Option("keep_aspect", False),
     Option("augment", "flip,affine,color"),

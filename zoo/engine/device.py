@@ -16,6 +16,7 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # zoo created the process group, so zoo destroys it
 
     @property
     def enabled(self) -> bool:
@@ -33,8 +34,9 @@ def init_distributed(device_hint: str) -> DistInfo:
         return DistInfo()
     import torch.distributed as dist
 
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")), owns)
+    if owns:
         use_cuda = torch.cuda.is_available() and device_hint in ("auto", "cuda") or device_hint.startswith("cuda")
         if use_cuda:
             torch.cuda.set_device(info.local_rank)
@@ -68,10 +70,27 @@ def pick_device(spec: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16), read from /proc/cpuinfo;
+    elsewhere bf16 autocast is emulated and slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def amp_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:
     """bf16 where supported, else fp16 (with a GradScaler); None for full precision.
-    Default (``amp=None``): on for CUDA only."""
-    if amp is False or (amp is None and device.type != "cuda"):
+    Default (``amp=None``): on where the device computes bf16 natively (CUDA; CPUs with AVX512-BF16
+    or AMX), off elsewhere."""
+    if amp is None:
+        amp = device.type == "cuda" or device.type == "cpu" and cpu_has_native_bf16()
+    if not amp:
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -82,6 +101,24 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def restored_process_state():
+    """Put back what training changes process-wide: cuDNN's benchmark/deterministic flags, PyTorch's
+    deterministic-algorithms mode and the cuBLAS workspace variable."""
+    saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+        if saved[4] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[4]
 
 
 def set_determinism(seed: int, deterministic: bool) -> None:

@@ -106,4 +106,7 @@ def _run_dtype(run: dict[str, Any], device: torch.device) -> torch.dtype | None:
     """The autocast a run validated with, so eval reproduces its validation figures."""
     from zoo.engine.device import amp_dtype
 
-    return amp_dtype(device, run.get("amp"))
+    amp = run.get("amp")
+    if amp is None:  # recorded before precision was resolved at start-up: autocast was CUDA-only then
+        amp = device.type == "cuda"
+    return amp_dtype(device, amp)

@@ -24,10 +24,9 @@ class EpochBar:
             self.task = self.progress.add_task("train", total=self.steps, loss=float("nan"), speed=0.0)
         return self
 
-    def update(self, progress: Any, loss: float) -> None:
+    def show_step(self, step: int, loss: float, speed: float) -> None:
         if self.progress is not None:
-            speed = progress.seen / max(progress.seconds, 1e-9)
-            self.progress.update(self.task, completed=progress.step, loss=loss, speed=speed)
+            self.progress.update(self.task, completed=step, loss=loss, speed=speed)
 
     def __exit__(self, *exc: Any) -> None:
         if self.progress is not None:
@@ -45,8 +44,10 @@ def describe(row: dict[str, Any], monitor: str = "valid_dice") -> str:
     """The validation figures of a metrics row in a few words: Dice and IoU, or mIoU and mDice."""
     if "valid_dice" in row:
         text = f"valid dice {row['valid_dice']:.4f}  iou {row['valid_iou']:.4f}"
-    else:
+    elif "valid_miou" in row:
         text = f"valid miou {row['valid_miou']:.4f}  mdice {row['valid_mdice']:.4f}"
+    else:
+        return "not validated (--val-every)"
     key = monitor.partition(":")[0]
     if key not in ("valid_dice", "valid_miou") and isinstance(row.get(key), (int, float)):
         text += f"  {key} {row[key]:.4f}"

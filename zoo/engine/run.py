@@ -3,46 +3,37 @@ anything is built, then the data, the model for the data's task, the loss, the o
 
 from __future__ import annotations
 
-import json
-import math
-import time
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from types import MappingProxyType
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from zoo.api import create_dataset, create_model, model_header, save_model
-from zoo.atomic import save_atomic, write_json, write_text
+from zoo.atomic import save_atomic, write_json
 from zoo.data.pipeline import Augment, BatchLoader
+from zoo.engine.callbacks import Callbacks, Control, EarlyStopping, TrainState
 from zoo.engine.checkpoint import save_checkpoint
 from zoo.engine.config import RunConfig
 from zoo.engine.device import DistInfo, amp_dtype, autocast, pick_device, set_determinism
-from zoo.engine.evaluate import score
+from zoo.engine.ema import ModelEMA
+from zoo.engine.optim import Schedule, build_optimizer
 from zoo.engine.plots import plot_confusion, plot_curves, sample_grid
 from zoo.engine.rundir import RunDirectory
-from zoo.engine.schedule import set_lr
-from zoo.engine.signals import StopFlag
 from zoo.engine.state import Progress, resolve_monitor
-from zoo.errors import DataError, OptionError, TrainingError, UsageError
+from zoo.errors import DataError, OptionError, UsageError
 from zoo.faults import reached
 from zoo.losses import build_loss, qualified_terms, resolve_loss_terms
 from zoo.lossspec import format_loss_spec, parse_loss_spec
 from zoo.metrics import decode
-from zoo.models import Preprocessing, unwrap
+from zoo.models import Preprocessing
 from zoo.options import route_options
 from zoo.plugins import zoo_version
 from zoo.registry import Registry
 from zoo.tasks import Task
-
-
-def _make_optimizer(config: RunConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 class Run:
@@ -51,7 +42,7 @@ class Run:
 
     def __init__(self, config: RunConfig, registry: Registry, dist: DistInfo,
                  resolved: dict[str, str] | None = None, provenance: dict[str, Any] | None = None) -> None:
-        self.config, self.dist = config, dist
+        self.config, self.dist, self.registry = config, dist, registry
         given = lambda kind: getattr(config, kind) if getattr(config, kind) is not None else registry.default(kind)  # noqa: E731
         names = resolved or {"architecture": given("architecture"), "encoder": config.encoder, "loss": given("loss"),
                              "dataset": given("dataset")}
@@ -60,14 +51,27 @@ class Run:
         enc = get("encoder", names["encoder"] or arch.spec.default_encoder)
         data = get("dataset", names["dataset"])
         losses = [get("loss", t.name) for t in parse_loss_spec(names["loss"])]
+        optim = get("optimizer", names.get("optimizer") or config.optimizer or registry.default("optimizer"))
+        sched = get("scheduler", names.get("scheduler") or config.scheduler or registry.default("scheduler"))
+        loggers = [get("callback", n) for n in dict.fromkeys(n.strip() for n in config.log.split(","))
+                   if n and n != "none"]
+        config.optimizer, config.scheduler = optim.name, sched.name  # config.json names what ran
         options = dict(config.options)
         class_names = config.classes or options.pop("classes", None)  # names, not the head's channel count
         if class_names and data.spec.option("classes") is not None:
             options["dataset.classes"] = class_names
         routed = route_options(options, {"model": arch.spec, "encoder": enc.spec,
-                                         "loss": [e.spec for e in losses], "dataset": data.spec})
+                                         "loss": [e.spec for e in losses], "dataset": data.spec,
+                                         "optimizer": optim.spec, "scheduler": sched.spec,
+                                         "log": [e.spec for e in loggers]})
         arch.spec.resolve_options(routed["model"])  # validate now: building comes after the checks
         enc.spec.resolve_options(routed["encoder"])
+        optimizer_options = optim.spec.resolve_options(routed["optimizer"])
+        schedule_options = sched.spec.resolve_options(routed["scheduler"])
+        self.callbacks = Callbacks({e.name: e.spec.build(**{k: v for k, v in routed["log"].items()
+                                                            if e.spec.option(k) is not None}) for e in loggers})
+        if config.freeze_encoder_epochs and config.encoder_lr_mult == 0:
+            raise OptionError("--encoder-lr-mult 0 freezes the encoder for good; --freeze-encoder-epochs is then moot")
         terms = resolve_loss_terms(names["loss"], registry, routed["loss"], provenance)
         dataset_options = data.spec.resolve_options(routed["dataset"])
         if config.batch_size % dist.world:
@@ -94,8 +98,12 @@ class Run:
         terms = [resolve_auto_weights(t, splits["train"].cached, self.task) for t in terms]
         self.loss_fn = build_loss(format_loss_spec(terms), registry, task=self.task)
         self.monitor = resolve_monitor(config.monitor, self.task)
+        if config.patience is not None:  # a function of the history: every rank decides alike
+            self.callbacks.named["early_stopping"] = EarlyStopping(self.monitor, config.patience, config.min_delta)
         self.channels_last = config.channels_last if config.channels_last is not None else True
         self.dtype = amp_dtype(self.device, config.amp)
+        if config.amp is None:  # detected once and recorded, so a resume elsewhere keeps the precision
+            config.amp = self.dtype is not None
         common = dict(mean=config.mean, std=config.std, rank=dist.rank, world=dist.world,
                       channels_last=self.channels_last)
         self.train_loader = BatchLoader(splits["train"].cached, config.batch_size // dist.world, self.device,
@@ -112,17 +120,25 @@ class Run:
             "loss": self.loss_fn.spec,
             # what resume rebuilds: qualified names, so a plugin installed later cannot make them ambiguous
             "resolved": {"architecture": arch.qualified, "encoder": enc.qualified, "dataset": data.qualified,
-                         "loss": format_loss_spec(qualified_terms(terms, registry))},
+                         "loss": format_loss_spec(qualified_terms(terms, registry)), "optimizer": optim.qualified,
+                         "scheduler": sched.qualified},
             "dataset": {"name": unique(data), "split_sizes": {s: len(d) for s, d in splits.items()},
                         "options": splits["train"].options, "image_size": config.image_size,
                         "keep_aspect": config.keep_aspect, "mean": list(config.mean), "std": list(config.std)},
             "plugins": {"architecture": registry.provenance(arch.plugin),
                         "encoder": registry.provenance(enc.plugin),
                         "loss": [registry.provenance(e.plugin) for e in losses],
-                        "dataset": registry.provenance(data.plugin)},
+                        "dataset": registry.provenance(data.plugin),
+                        "optimizer": registry.provenance(optim.plugin),
+                        "scheduler": registry.provenance(sched.plugin),
+                        "callbacks": [registry.provenance(e.plugin) for e in loggers]},
             "world_size": dist.world,
+            "precision": str(self.dtype).removeprefix("torch.") if self.dtype is not None else "float32",
         }
-        self._prepare_model()
+        self.control, self.config_view, self.run_dir = Control(), MappingProxyType(config.to_dict()), Path(".")
+        self.tally = None
+        self._prepare_model(optim, optimizer_options)
+        self.schedule = Schedule.build(sched, config, len(self.train_loader), schedule_options)
 
     @contextmanager
     def _rank0_first(self, what: str) -> Iterator[None]:
@@ -153,35 +169,47 @@ class Run:
         if self.dist.main:
             agree(None)
 
-    def _prepare_model(self) -> None:
+    def _prepare_model(self, optim, optimizer_options: dict[str, Any]) -> None:
         model = self.model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        if self.dist.enabled:
-            if self.config.sync_bn:
-                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        self.net = torch.compile(model) if self.config.compile else model
-        self.plain = unwrap(model)
-        self.optimizer = _make_optimizer(self.config, self.plain.parameters())
+        if self.dist.enabled and self.config.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.plain = model
+        self.encoder_frozen = False
+        self._wrap(model)
+        self.optimizer = build_optimizer(optim, self.plain, self.config, optimizer_options)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.ema = ModelEMA(self.plain, self.config.ema) if self.config.ema is not None else None
+
+    def _wrap(self, model: torch.nn.Module) -> None:
+        """The module the steps run: DDP around the model (buffers are not broadcast every forward: rank
+        0's are broadcast before each validation), compiled when asked."""
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        self.net = torch.compile(model) if self.config.compile else model
 
     # ---- saving (rank 0) ------------------------------------------------------------------
     def commit(self, run_dir: RunDirectory, progress: Progress) -> None:
         """The checkpoint: after this returns, a resume continues from ``progress``."""
         reached("save:checkpoint")
-        save_checkpoint(run_dir.path, self.plain, self.optimizer, self.scaler, asdict(progress))
+        progress.callbacks = self.callbacks.state_dict()
+        extra = {f"ema.{k}": v for k, v in self.ema.state_dict().items()} if self.ema is not None else {}
+        save_checkpoint(run_dir.path, self.plain, self.optimizer, self.scaler, asdict(progress), extra)
 
     def write_derived(self, run_dir: RunDirectory, progress: Progress, improved: bool) -> None:
         """Everything rebuilt from the checkpoint: weights, metrics, pictures."""
         reached("save:derived")
         save_model(self.plain, run_dir / "last.safetensors", epoch=progress.epoch, step=progress.step)
         best = progress.best()
+        if self.ema is not None:
+            save_model(self.ema.model, run_dir / "model_ema.safetensors", epoch=progress.epoch, step=progress.step)
         if improved and best is not None:
             key = progress.monitor.partition(":")[0]
-            save_model(self.plain, run_dir / "model.safetensors", epoch=best["epoch"], **{key: best.get(key)})
-        write_text(run_dir / "metrics.jsonl", "".join(_json_line(r) for r in progress.history))
+            weights = self.ema.model if self.ema is not None and progress.ema_is_better(best) else self.plain
+            save_model(weights, run_dir / "model.safetensors", epoch=best["epoch"],
+                       weights="ema" if weights is not self.plain else "model", **{key: best.get(key)})
         if progress.history:
             save_atomic(run_dir / "curves.png", lambda tmp: plot_curves(progress.history, tmp))
             self.draw_samples(run_dir / "samples.png")
@@ -214,8 +242,20 @@ class Run:
         masks = np.asarray(self.valid_split.masks[:count])
         save_atomic(path, lambda tmp: sample_grid(images, masks, preds, tmp, self.task))
 
-    # ---- training -------------------------------------------------------------------------
-    def _agree(self, *flags: bool) -> list[bool]:
+    # ---- events and state --------------------------------------------------------------------
+    def state(self, progress: Progress, **extra: Any) -> TrainState:
+        return TrainState(epoch=progress.epoch + 1, epochs=self.config.epochs, step=progress.step,
+                          steps_per_epoch=len(self.train_loader),
+                          global_step=progress.epoch * self.schedule.steps_per_epoch
+                          + -(-progress.step // self.config.accumulate),
+                          lr=extra.pop("lr", self.optimizer.param_groups[0]["lr"]), run_dir=self.run_dir,
+                          model=self.plain, history=tuple(progress.history), config=self.config_view,
+                          is_main=self.dist.main, control=self.control, **extra)
+
+    def emit(self, event: str, progress: Progress, **extra: Any) -> None:
+        self.callbacks(event, self.state(progress, **extra))
+
+    def agree(self, *flags: bool) -> list[bool]:
         """Every rank stops (or fails) together, or collectives would hang."""
         if not self.dist.enabled:
             return list(flags)
@@ -225,66 +265,15 @@ class Run:
         dist.all_reduce(t)
         return [bool(v > 0) for v in t.tolist()]
 
-    def train_epoch(self, progress: Progress, stop: StopFlag, bar: Callable[[Progress, float], None],
-                    on_step: Callable[[int, int, float], None] | None) -> bool:
-        """Run the epoch's remaining steps; False when a stop request ended it early. The request is
-        honoured before a step's forward pass, so the state at that boundary resumes exactly."""
-        self.net.train()
-        set_lr(self.optimizer, self.config.lr, self.config.scheduler, progress.epoch, self.config.epochs)
-        started = time.perf_counter() - progress.seconds
-        with closing(self.train_loader.epoch(progress.epoch, progress.step)) as batches:
-            for batch in batches:
-                reached(f"step:{progress.epoch + 1}:{progress.step + 1}")
-                (stopping,) = self._agree(stop.requested is not None)
-                if stopping:
-                    return False
-                with autocast(self.device, self.dtype):
-                    logits = self.net(batch.images)
-                    loss = self.loss_fn(logits, batch.masks, batch.valid)
-                value = loss.item()
-                (bad,) = self._agree(not math.isfinite(value))
-                if bad:  # save nothing: this forward pass already moved the BatchNorm statistics
-                    raise TrainingError(f"loss became {value} at epoch {progress.epoch + 1}, step {progress.step + 1}; "
-                                        "nothing was saved after the last good state (try a lower --lr)")
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                progress.step += 1
-                progress.loss_sum += value * len(batch.indices)
-                progress.seen += len(batch.indices)
-                progress.seconds = time.perf_counter() - started
-                bar(progress, value)
-                if on_step is not None:
-                    on_step(progress.epoch, progress.step, value)
-        return True
-
-    def finish_epoch(self, progress: Progress) -> dict[str, Any]:
-        totals = torch.tensor([progress.loss_sum, float(progress.seen)], dtype=torch.float64, device=self.device)
+    def set_encoder_frozen(self, frozen: bool) -> None:
+        """``--freeze-encoder-epochs``: the encoder gets no gradients (its BatchNorm statistics still
+        follow the data). Under DDP the wrapper is rebuilt, since it registers what has gradients."""
+        if not self.config.freeze_encoder_epochs or frozen == self.encoder_frozen:
+            return
+        self.plain.encoder.requires_grad_(not frozen)
+        self.encoder_frozen = frozen
         if self.dist.enabled:
-            import torch.distributed as dist
-
-            dist.all_reduce(totals)
-            # every rank validates with rank 0's BatchNorm statistics, the ones that are saved
-            for buffer in self.plain.buffers():
-                dist.broadcast(buffer, src=0)
-        lr = self.optimizer.param_groups[0]["lr"]
-        reached(f"validate:{progress.epoch + 1}")
-        # the plain module, not the DDP wrapper: a rank with no validation batch must not stall
-        # the others in a forward-time buffer broadcast; counts are summed over ranks in score()
-        metrics = score(self.plain, self.valid_loader, self.task, self.dtype)
-        loss_sum, seen = totals.tolist()
-        row: dict[str, Any] = {"epoch": progress.epoch + 1, "train_loss": loss_sum / max(seen, 1)}
-        if self.task.kind == "binary":  # round 1's row, unchanged
-            row.update({"valid_dice": metrics["dice"], "valid_iou": metrics["iou"],
-                        "valid_dice_dataset": metrics["dice_dataset"], "valid_iou_dataset": metrics["iou_dataset"]})
-        else:
-            row.update({f"valid_{k}": metrics[k] for k in ("miou", "mdice", "pixel_accuracy", "iou_per_class",
-                                                             "dice_per_class")})
-            row.update({"classes": metrics["classes"], "confusion_matrix": metrics["confusion_matrix"]})
-        row.update({"lr": lr, "seconds": round(progress.seconds, 3),
-                    "images_per_s": round(seen / max(progress.seconds, 1e-9), 2)})
-        return row
+            self._wrap(self.plain)
 
 
 def resolve_task(declared: Task, names: str | None, dataset: str) -> Task:
@@ -327,7 +316,3 @@ def class_pixel_counts(split, task: Task) -> np.ndarray:
         else:
             counts += np.bincount((masks if valid is None else masks[valid]).reshape(-1), minlength=n)[:n]
     return counts
-
-
-def _json_line(row: dict[str, Any]) -> str:
-    return json.dumps(row) + "\n"

@@ -22,7 +22,9 @@ CONFIG = "config.json"
 LOCK = ".lock"
 # Everything zoo writes in a run directory; a restart in place may remove these, nothing else.
 RUN_FILES = (CONFIG, "model.safetensors", "last.safetensors", CHECKPOINT, LEGACY_META, "metrics.jsonl",
-             "curves.png", "samples.png", LOCK)
+             "curves.png", "samples.png", LOCK, "model_ema.safetensors", "confusion.json", "confusion.png",
+             "steps.jsonl", "metrics.csv", "tensorboard")  # the last three: the built-in loggers'
+
 
 
 class RunDirectory:
@@ -96,9 +98,15 @@ class RunDirectory:
 
     def clear_unsaved(self) -> None:
         """Before a restart in place: remove what a run that never saved may have left."""
+        import shutil
+
         for name in RUN_FILES:
             if name not in (CONFIG, LOCK):
-                (self.path / name).unlink(missing_ok=True)
+                target = self.path / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink(missing_ok=True)
 
     def write_config(self, record: dict[str, Any]) -> None:
         write_json(self.path / CONFIG, record)

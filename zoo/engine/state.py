@@ -22,12 +22,21 @@ class Progress:
     seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     monitor: str = "valid_dice"
+    callbacks: dict[str, Any] = field(default_factory=dict)  # each callback's state_dict()
+
+    def _signed(self, value: Any) -> float:
+        if value is None:  # not validated that epoch
+            return float("-inf")
+        return -float(value) if self.monitor.endswith(":min") else float(value)
 
     def _score(self, row: dict[str, Any]) -> float:
-        key, _, mode = self.monitor.partition(":")
-        value = row.get(key)
-        value = float("-inf") if value is None else float(value)
-        return -value if mode == "min" else value
+        """The row's monitored value, or its weights average's when that is better (``--ema``)."""
+        key = self.monitor.partition(":")[0]
+        return max(self._signed(row.get(key)), self._signed(row.get(f"ema_{key}")))
+
+    def ema_is_better(self, row: dict[str, Any]) -> bool:
+        key = self.monitor.partition(":")[0]
+        return self._signed(row.get(f"ema_{key}")) > self._signed(row.get(key))
 
     def best(self) -> dict[str, Any] | None:
         return max(self.history, key=self._score, default=None)
@@ -37,7 +46,7 @@ class Progress:
         best = self.best()
         self.history.append(row)
         self.epoch, self.step, self.loss_sum, self.seen, self.seconds = self.epoch + 1, 0, 0.0, 0, 0.0
-        return best is None or self._score(row) > self._score(best)
+        return self._score(row) > float("-inf") and (best is None or self._score(row) > self._score(best))
 
 
 MONITORS = {"binary": ("valid_dice", "valid_iou", "valid_dice_dataset", "valid_iou_dataset", "train_loss"),

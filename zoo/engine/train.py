@@ -19,12 +19,13 @@ from zoo import registry_or_default
 from zoo.api import save_model
 from zoo.engine.checkpoint import restore_checkpoint
 from zoo.engine.config import RunConfig, load_config
-from zoo.engine.device import DistInfo, init_distributed, retained_heap
+from zoo.engine.device import DistInfo, init_distributed, restored_process_state, retained_heap
 from zoo.engine.run import Run
 from zoo.engine.rundir import CONFIG, RunDirectory
 from zoo.engine.signals import HardStop, StopFlag
 from zoo.engine.state import Progress
-from zoo.errors import Interrupted, ZooError
+from zoo.engine.callbacks import TrainState
+from zoo.errors import Interrupted, TrainingError, ZooError
 from zoo.registry import Registry
 
 
@@ -86,7 +87,8 @@ def train(
     if resume is not None:
         run_dir = RunDirectory(resume)
         record = run_dir.read_config()
-        config = RunConfig.from_dict(record["run"], str(run_dir / CONFIG))
+        # a run written before per-step schedules keeps its per-epoch learning rates
+        config = RunConfig.from_dict({"lr_by_epoch": True, **record["run"]}, str(run_dir / CONFIG))
         if overrides.get("epochs") is not None:
             config.epochs = overrides["epochs"]
         config.validate()
@@ -96,9 +98,11 @@ def train(
         run_dir.check_new_run()  # fail before any work; checked again under the lock
     dist = init_distributed(config.device)
     try:
-        run = Run(config, registry, dist, resolved_names(record) if record else None, recorded_plugins(record))
-        progress = _open_run(run, run_dir, record, dist)
-        _loop(run, run_dir, progress, dist, quiet, on_step, on_epoch)
+        with restored_process_state():
+            run = Run(config, registry, dist, resolved_names(record) if record else None, recorded_plugins(record))
+            progress = _open_run(run, run_dir, record, dist)
+            run.run_dir = run_dir.path
+            _loop(run, run_dir, progress, dist, quiet, on_step, on_epoch)
     finally:
         run_dir.release()
         if dist.enabled:
@@ -107,7 +111,8 @@ def train(
             if tdist.is_initialized():
                 if sys.exc_info()[0] is None:
                     tdist.barrier()  # rank 0 may still be writing files: leave together
-                tdist.destroy_process_group()
+                if dist.owns_group:  # a group the caller made is the caller's
+                    tdist.destroy_process_group()
     return TrainResult(run_dir.path, progress.history, progress.best())
 
 
@@ -130,7 +135,8 @@ def _open_run(run: Run, run_dir: RunDirectory, record: dict[str, Any] | None, di
             run_dir.write_config({**record, "run": run.config.to_dict()})
         return Progress(monitor=run.monitor)
     progress = Progress(**{"monitor": run.monitor, **restore_checkpoint(run_dir.path, run.plain, run.optimizer,
-                                                                         run.scaler)})
+                                                                         run.scaler, run.ema)})
+    run.callbacks.load_state_dict(progress.callbacks)
     if dist.main:
         if record["run"].get("epochs") != run.config.epochs:
             run_dir.write_config({**record, "run": {**record["run"], "epochs": run.config.epochs}})
@@ -139,37 +145,44 @@ def _open_run(run: Run, run_dir: RunDirectory, record: dict[str, Any] | None, di
 
 
 def _loop(run: Run, run_dir: RunDirectory, progress: Progress, dist: DistInfo, quiet: bool,
-          on_step: Callable[[int, int, float], None] | None, on_epoch: Callable[[dict[str, Any]], None] | None) -> None:
-    from zoo.engine.progress import EpochBar
+          on_step: Callable[[int, int, float | None], None] | None,
+          on_epoch: Callable[[dict[str, Any]], None] | None) -> None:
+    from zoo.engine.steps import finish_epoch, train_epoch
 
-    config, stop, show = run.config, StopFlag(), dist.main and not quiet
+    config, stop = run.config, StopFlag()
+    if dist.main and not quiet and "progress" not in run.callbacks.named:
+        run.callbacks.named["progress"] = run.registry.get("callback", "progress").spec.build()
 
     def interrupted(what: str) -> Interrupted:
         return Interrupted(f"{what}; continue with: zoo train --resume {run_dir}")
 
+    run.emit("on_train_start", progress)
+    hard_stop = False
     try:
         with stop.installed(), retained_heap(run.device.type == "cpu"):
-            while progress.epoch < config.epochs:
-                with EpochBar(show, progress.epoch, config.epochs, len(run.train_loader)) as bar:
-                    finished = run.train_epoch(progress, stop, bar.update, on_step)
+            while progress.epoch < config.epochs and not _stopped_early(run, progress):
+                finished = train_epoch(run, progress, stop, on_step)
                 if not finished:
+                    _check_loss(run, progress)
                     if dist.main:
                         run.commit(run_dir, progress)
                         save_model(run.plain, run_dir / "last.safetensors", epoch=progress.epoch, step=progress.step)
                     raise interrupted(f"interrupted at epoch {progress.epoch + 1}, step {progress.step}; "
                                       f"state saved in {run_dir}")
-                row = run.finish_epoch(progress)
+                run.emit("on_epoch_end", progress)
+                row = finish_epoch(run, progress)
                 improved = progress.end_epoch(row)
+                run.emit("on_validation_end", progress, metrics=TrainState.frozen(row))
                 if dist.main:
                     run.commit(run_dir, progress)
                     run.write_derived(run_dir, progress, improved)
-                if show:
-                    EpochBar.summary(row, config.epochs, progress.monitor)
+                    run.emit("on_checkpoint_saved", progress)
                 if on_epoch is not None:
                     on_epoch(row)
                 if stop.requested:  # arrived during validation or the save: the epoch is saved
                     raise interrupted(f"interrupted at epoch {progress.epoch + 1}, step 0; state saved in {run_dir}")
     except KeyboardInterrupt as exc:  # a second interrupt (or one outside our handler): write nothing
+        hard_stop = True
         what = "stopped at once by a second interrupt" if isinstance(exc, HardStop) else "interrupted"
         if run_dir.saved:
             raise interrupted(f"{what} without saving; the last saved state is kept") from None
@@ -179,3 +192,29 @@ def _loop(run: Run, run_dir: RunDirectory, progress: Progress, dist: DistInfo, q
         target = exc.filename or run_dir
         raise ZooError(f"cannot write {target}: {exc.strerror or exc}; the last complete state is kept — "
                        f"free the space or fix the folder, then continue with: zoo train --resume {run_dir}") from None
+    finally:
+        if not hard_stop:  # after a second Ctrl-C nothing is written, by callbacks neither
+            run.emit("on_train_end", progress)
+
+
+def _check_loss(run: Run, progress: Progress) -> None:
+    """Before saving a stopped epoch: its loss sum is read, and must be finite."""
+    import math
+
+    if run.tally is not None:
+        progress.loss_sum = run.tally.read()[0]
+        if not math.isfinite(progress.loss_sum):
+            raise TrainingError(f"loss became non-finite in epoch {progress.epoch + 1}; nothing was saved after "
+                                "the last good state (try a lower --lr, --clip-grad or --warmup-epochs)")
+
+
+def _stopped_early(run: Run, progress: Progress) -> bool:
+    """A callback asked to stop (early stopping), now or before the run was resumed."""
+    stopping = run.callbacks.named.get("early_stopping")
+    if run.control.stop_reason is None and stopping is not None and progress.history:
+        if stopping.stale_validations(progress.history) >= stopping.patience:
+            run.control.stop_reason = "early stopping criterion already met"
+    if run.control.stop_reason is not None:
+        warnings.warn(f"{run.control.stop_reason}; training ends at epoch {progress.epoch}", RunNotice)
+        return True
+    return False
