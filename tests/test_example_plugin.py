@@ -17,9 +17,9 @@ def test_discovered_through_entry_point(with_example):
     registry = build_registry()
     info = registry.plugin_info("example")
     assert info is not None and info.status == "ok" and not info.builtin
-    assert (info.distribution, info.version, info.module) == ("zoo-plugin-example", "0.3.0", "zoo_plugin_example")
+    assert (info.distribution, info.version, info.module) == ("zoo-plugin-example", "0.4.0", "zoo_plugin_example")
     assert set(info.hooks) == {"zoo_register_architectures", "zoo_register_encoders", "zoo_register_losses",
-                              "zoo_register_datasets"}
+                              "zoo_register_datasets", "zoo_register_callbacks"}
     assert registry.get("encoder", "tiny").plugin == "example"
     assert registry.get("loss", "boundary_bce").plugin == "example"
     assert registry.get("dataset", "stripes").plugin == "example"
@@ -69,3 +69,15 @@ def test_a_distribution_name_in_zoo_load_plugins_gets_the_entry_point_names(with
     info = build_registry().plugin_info("zoo-plugin-example")
     assert info.error == ("named in ZOO_LOAD_PLUGINS but not installed (it is a distribution; ZOO_LOAD_PLUGINS "
                           "takes entry-point names: example)")
+
+
+def test_the_example_logger_writes_its_file(with_example, tmp_path):
+    from zoo.engine.train import train
+
+    registry = build_registry()
+    assert registry.get("callback", "textlog").plugin == "example"
+    train(out=tmp_path / "r", registry=registry, architecture="unet", dataset="stripes", epochs=2, image_size=32,
+          batch_size=4, log="jsonl,textlog", options={"base_channels": "4", "keys": "train_loss"})
+    lines = (tmp_path / "r" / "example-log.txt").read_text().splitlines()
+    assert [line.split()[:2] for line in lines] == [["epoch", "1"], ["epoch", "2"]]
+    assert all(line.split()[-1].startswith("train_loss=") for line in lines)

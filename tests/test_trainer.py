@@ -248,7 +248,7 @@ def zoo_register_callbacks():
 
 # ---- exact resume with every option on ----------------------------------------------------------
 ALL_ON = dict(TINY, epochs=3, scheduler="poly", warmup_epochs=1, ema=0.9, accumulate=2, clip_grad=1.0,
-              log="jsonl,csv", patience=3, encoder_lr_mult=0.5, log_every=1, augment="flip,affine,color",
+              log="jsonl,csv,tensorboard", patience=3, encoder_lr_mult=0.5, log_every=1, augment="flip,affine,color",
               optimizer="adamw", lr=0.003)
 
 
@@ -276,6 +276,11 @@ def test_resume_is_exact_with_every_option_on(all_on, tmp_path, position):
     assert untimed_csv(cut) == untimed_csv(all_on)
     assert (cut / "steps.jsonl").read_text() == (all_on / "steps.jsonl").read_text()
     assert all("ema_valid_dice" in r for r in rows(cut))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(cut / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()  # the steps after the checkpoint ran twice; their first events were purged
+    assert [e.step for e in events.Scalars("train/lr")] == list(range(1, 7))  # 3 epochs x 2 optimizer steps
 
 
 def untimed_csv(run: Path) -> list[dict]:

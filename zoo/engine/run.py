@@ -244,7 +244,8 @@ class Run:
 
     # ---- events and state --------------------------------------------------------------------
     def state(self, progress: Progress, **extra: Any) -> TrainState:
-        return TrainState(epoch=progress.epoch + 1, epochs=self.config.epochs, step=progress.step,
+        epoch = extra.pop("epoch", progress.epoch + 1)
+        return TrainState(epoch=epoch, epochs=self.config.epochs, step=progress.step,
                           steps_per_epoch=len(self.train_loader),
                           global_step=progress.epoch * self.schedule.steps_per_epoch
                           + -(-progress.step // self.config.accumulate),

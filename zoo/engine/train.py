@@ -172,11 +172,12 @@ def _loop(run: Run, run_dir: RunDirectory, progress: Progress, dist: DistInfo, q
                 run.emit("on_epoch_end", progress)
                 row = finish_epoch(run, progress)
                 improved = progress.end_epoch(row)
-                run.emit("on_validation_end", progress, metrics=TrainState.frozen(row))
+                # progress has moved to the next epoch: the events name the one just finished
+                run.emit("on_validation_end", progress, metrics=TrainState.frozen(row), epoch=progress.epoch)
                 if dist.main:
                     run.commit(run_dir, progress)
                     run.write_derived(run_dir, progress, improved)
-                    run.emit("on_checkpoint_saved", progress)
+                    run.emit("on_checkpoint_saved", progress, epoch=progress.epoch)
                 if on_epoch is not None:
                     on_epoch(row)
                 if stop.requested:  # arrived during validation or the save: the epoch is saved

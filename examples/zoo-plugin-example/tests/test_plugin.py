@@ -15,3 +15,7 @@ def test_tiny_encoder_and_loss_and_dataset():
     zoo.testing.check_encoder("tiny", width=4)
     zoo.testing.check_loss("boundary_bce")
     zoo.testing.check_dataset("stripes", "train")
+
+
+def test_text_logger_is_registered():
+    assert zoo.default_registry().get("callback", "textlog").spec.option("keys").default == "train_loss,valid_dice"

@@ -2,7 +2,7 @@
 lives in modules named by lazy "module:attribute" references, imported only when used."""
 
 import zoo
-from zoo.specs import ArchitectureSpec, DatasetSpec, EncoderSpec, FeatureInfo, LossSpec, Option
+from zoo.specs import ArchitectureSpec, CallbackSpec, DatasetSpec, EncoderSpec, FeatureInfo, LossSpec, Option
 
 
 def tiny_feature_info(in_channels: int = 3, width: int = 8) -> FeatureInfo:
@@ -56,5 +56,17 @@ def zoo_register_architectures():
             options=(Option("classes", 1, "output channels", minimum=1),
                      Option("width", 16, "width of the projections", minimum=1, maximum=1024)),
             default_encoder="tiny",
+        )
+    ]
+
+
+@zoo.hookimpl
+def zoo_register_callbacks():
+    return [
+        CallbackSpec(
+            name="textlog",
+            summary="one line per validation in RUN/example-log.txt (example plugin)",
+            factory="zoo_plugin_example.logger:TextLogger",
+            options=(Option("keys", "train_loss,valid_dice", "metrics-row keys to write"),),
         )
     ]

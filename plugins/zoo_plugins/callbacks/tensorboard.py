@@ -30,8 +30,10 @@ class TensorBoardLogger(Callback):
         return self.writer is not None
 
     def on_step_end(self, state: TrainState) -> None:
-        if not self._open(state):
+        # with --accumulate, several batches end at one optimizer step: its first report stands
+        if state.global_step == getattr(self, "last_step", None) or not self._open(state):
             return
+        self.last_step = state.global_step
         self.writer.add_scalar("train/lr", state.lr, state.global_step)
         if state.loss is not None:
             self.writer.add_scalar("train/loss", state.loss, state.global_step)
