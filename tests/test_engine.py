@@ -53,7 +53,11 @@ def test_run_directory(trained):
     config = json.loads((trained / "config.json").read_text())
     assert config["model"]["architecture"] == "unet" and config["model"]["options"]["encoder.base_channels"] == 8
     assert config["loss"] == "mse" and config["dataset"]["name"] == "synthetic"
-    assert config["dataset"]["mean"] == [0.485, 0.456, 0.406] and config["run"]["optimizer"] == "sgd"
+    assert config["dataset"]["mean"] == [0.485, 0.456, 0.406] and config["run"]["optimizer"] == "adamw"
+    # the recipe under the flags, and every value it set that no flag overrode
+    assert config["run"]["recipe"] == "default" and config["run"]["recipe_values"]["optimizer"] == "adamw"
+    assert "loss" not in config["run"]["recipe_values"]  # TINY gives --loss
+    assert config["precision"] in ("bfloat16", "float32") and isinstance(config["run"]["amp"], bool)
     assert config["plugins"]["architecture"]["distribution"] == "zoo" and config["zoo_version"] == zoo.__version__
     rows = metrics(trained)
     assert [r["epoch"] for r in rows] == [1, 2]

@@ -15,7 +15,7 @@ from zoo.registry import build_registry
 from zoo.specs import EncoderSpec, FeatureInfo, LossSpec, Option
 
 BUILTIN_PLUGINS = {"architectures", "encoders", "timm", "losses", "datasets", "optimizers", "schedulers",
-                   "callbacks"}
+                   "callbacks", "recipes"}
 BUILTIN_ARCHITECTURES = ["deeplabv3", "deeplabv3plus", "dpt", "fpn", "linknet", "manet", "pan", "pspnet", "resnet34_unet", "segformer",
                          "unet", "unetplusplus", "upernet"]
 
@@ -168,7 +168,7 @@ def test_hookspecs_use_the_zoo_marker():
     pm.add_hookspecs(hookspecs)
     assert sorted(h for h in dir(pm.hook) if h.startswith("zoo_")) == [
         "zoo_register_architectures", "zoo_register_callbacks", "zoo_register_datasets", "zoo_register_encoders",
-        "zoo_register_losses", "zoo_register_optimizers", "zoo_register_schedulers"]
+        "zoo_register_losses", "zoo_register_optimizers", "zoo_register_recipes", "zoo_register_schedulers"]
 
 
 class _Misspelled:
@@ -229,8 +229,8 @@ def test_missing_plugin_is_named_with_its_distribution(with_example, tmp_path, m
     from zoo.errors import MissingPluginError
 
     with pytest.raises(MissingPluginError, match=r"encoder 'example:tiny' comes from plugin 'example' "
-                       r"\(zoo-plugin-example 0\.3\.0 when it was saved\), which is not installed here; install it: "
-                       r"pip install 'zoo-plugin-example==0\.3\.0'"):
+                       r"\(zoo-plugin-example 0\.4\.0 when it was saved\), which is not installed here; install it: "
+                       r"pip install 'zoo-plugin-example==0\.4\.0'"):
         zoo.load_model(tmp_path / "m.safetensors", registry=build_registry())
 
 

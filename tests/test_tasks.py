@@ -356,7 +356,7 @@ ROUND1_ROWS = [
 def test_binary_run_reproduces_round_one(tmp_path):
     result = train(out=tmp_path / "r", architecture="unet", loss="bce+dice", dataset="synthetic", epochs=3,
                    image_size=32, batch_size=4, deterministic=True, device="cpu", augment="flip,affine,color", lr=0.05,
-                   amp=False, lr_by_epoch=True,  # round 1's precision and per-epoch schedule
+                   amp=False, lr_by_epoch=True, recipe="report", scheduler="cosine",  # round 1's defaults
                    options={"base_channels": "8", "count": "16", "size": "32"})
     rows = [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in result.history]
     assert [r["lr"] for r in rows] == pytest.approx([r["lr"] for r in ROUND1_ROWS], rel=1e-12)

@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def test_csv_and_jsonl_loggers_write_what_they_promise(tmp_path):
     steps = [json.loads(line) for line in (tmp_path / "r" / "steps.jsonl").read_text().splitlines()]
     assert [s["global_step"] for s in steps] == list(range(1, 9))  # 4 steps per epoch, every one
     assert [("loss" in s) for s in steps] == [False, True] * 4  # read every 2nd step
-    schedule = _schedule("poly", epochs=2, batches=4, lr=0.01, warmup_steps=2)
+    schedule = _schedule("poly", epochs=2, batches=4, lr=0.001, warmup_steps=2)  # the default recipe's lr
     assert [s["lr"] for s in steps] == pytest.approx([schedule.lr(e, s) for e in range(2) for s in range(4)])
 
 
@@ -293,8 +294,10 @@ SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
 
 
 def test_host_syncs_per_epoch_do_not_grow_with_the_steps(monkeypatch, tmp_path):
-    """Count, on the training thread, every Tensor method that copies to the host while an epoch's
-    steps run: with 4 and with 16 steps per epoch the count is the same."""
+    """Count, on the training thread, every call from zoo's code (the engine, losses, models, plugins)
+    to a Tensor method that copies to the host while an epoch's steps run: with 4 and with 16 steps
+    per epoch the count is the same. (torch.optim's own ``.item()`` on its CPU step counters is not a
+    device sync and not zoo's.)"""
     from zoo.engine import steps as steps_module
 
     counts: dict[str, int] = {}
@@ -303,7 +306,8 @@ def test_host_syncs_per_epoch_do_not_grow_with_the_steps(monkeypatch, tmp_path):
         original = getattr(torch.Tensor, name)
 
         def counting(self, *args, __original=original, __name=name, **kwargs):
-            if getattr(active, "on", False):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if getattr(active, "on", False) and caller.split(".")[0] in ("zoo", "zoo_plugins"):
                 counts[__name] = counts.get(__name, 0) + 1
             return __original(self, *args, **kwargs)
 

@@ -41,3 +41,8 @@ def zoo_register_schedulers() -> list:
 @hookspec
 def zoo_register_callbacks() -> list:
     """Return a list of :class:`zoo.specs.CallbackSpec`."""
+
+
+@hookspec
+def zoo_register_recipes() -> list:
+    """Return a list of :class:`zoo.specs.RecipeSpec`."""

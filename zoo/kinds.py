@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zoo.specs import (ArchitectureSpec, CallbackSpec, DatasetSpec, EncoderFamilySpec, EncoderSpec, LossSpec,
-                       OptimizerSpec, SchedulerSpec, Spec)
+                       OptimizerSpec, RecipeSpec, SchedulerSpec, Spec)
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("optimizer", "optimizers", "zoo_register_optimizers", (OptimizerSpec,), "list-optimizers"),
     Kind("scheduler", "schedulers", "zoo_register_schedulers", (SchedulerSpec,), "list-schedulers"),
     Kind("callback", "callbacks", "zoo_register_callbacks", (CallbackSpec,), "list-callbacks"),
+    Kind("recipe", "recipes", "zoo_register_recipes", (RecipeSpec,), "list-recipes"),
 )}
 
 BY_PLURAL: dict[str, Kind] = {k.plural: k for k in KINDS.values()}

@@ -298,3 +298,14 @@ class CallbackSpec(Spec):
     :class:`zoo.engine.callbacks.Callback`. ``--log NAME`` selects it."""
 
     kind: ClassVar[str] = "callback"
+
+
+@dataclass(frozen=True)
+class RecipeSpec(Spec):
+    """A named, versioned training preset: ``factory()`` returns the run settings it sets (the keys of
+    ``zoo train``'s flags, plugin options in an ``options`` table), e.g. read from a TOML file the
+    plugin ships. Flags and ``--config`` files override it key by key."""
+
+    kind: ClassVar[str] = "recipe"
+
+    version: str = "1"

@@ -10,7 +10,7 @@ from zoo.cli._common import JsonFlag, Overrides, Pattern, parse_overrides, print
 from zoo import registry_or_default
 from zoo.kinds import KINDS
 from zoo.registry import Entry, Registry
-from zoo.specs import ArchitectureSpec, EncoderFamilySpec, EncoderSpec
+from zoo.specs import ArchitectureSpec, EncoderFamilySpec, EncoderSpec, RecipeSpec
 
 
 
@@ -81,6 +81,11 @@ def list_callbacks(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
     _show("callback", pattern, as_json)
 
 
+def list_recipes(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
+    """List training recipes (--recipe NAME); `zoo info NAME` shows what one sets."""
+    _show("recipe", pattern, as_json)
+
+
 def plugins(as_json: JsonFlag = False) -> None:
     """List every plugin: name, version, distribution, hooks and status (errors on their own lines)."""
     infos = registry_or_default().plugins
@@ -131,6 +136,9 @@ def _info_json(entry: Entry, registry: Registry, params: int | None) -> dict[str
 
         fi = resolve(spec.feature_info)(entry.member)
         data["feature_info"] = {"channels": list(fi.channels), "reductions": list(fi.reductions)}
+    if isinstance(spec, RecipeSpec):
+        data["recipe_version"] = spec.version
+        data["settings"] = spec.build()
     if params is not None:
         data["params"] = params
     return data
@@ -221,6 +229,10 @@ def info(
             fi = data["feature_info"]
             console.print("  stages (channels@reduction): "
                           + ", ".join(f"{c}@{r}" for c, r in zip(fi["channels"], fi["reductions"])))
+        if "settings" in data:
+            console.print(f"  recipe version {data['recipe_version']}; sets (flags override each):")
+            for key, value in data["settings"].items():
+                console.print(f"    --{key.replace('_', '-')} {value}")
         if data["options"]:
             _print_options(console, "options", data["options"])
         if data.get("encoder_options"):
@@ -236,5 +248,6 @@ def register(app: typer.Typer) -> None:
     app.command("list-optimizers")(list_optimizers)
     app.command("list-schedulers")(list_schedulers)
     app.command("list-callbacks")(list_callbacks)
+    app.command("list-recipes")(list_recipes)
     app.command("plugins")(plugins)
     app.command("info")(info)

@@ -57,6 +57,8 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="Seed (default 0).")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Class names, comma-separated: rename the dataset's "
                                                    "classes, or declare those of index masks (also -o classes=).")] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="Training preset under the other flags: default or "
+                                                  "report (zoo list-recipes).")] = None,
     monitor: Annotated[Optional[str], typer.Option(help="Metrics-row key that picks the best epoch, 'key' or "
                                                    "'key:min' (default: valid_dice for binary, valid_miou else).")] = None,
     out: Annotated[Optional[str], typer.Option(help="Run directory (default runs/ARCH-TIMESTAMP).")] = None,
@@ -78,7 +80,7 @@ def train(
                  epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, scheduler=scheduler,
                  image_size=image_size, keep_aspect=keep_aspect, weight_decay=weight_decay, augment=augment, device=device, amp=amp, channels_last=channels_last,
                  compile=compile, deterministic=deterministic, sync_bn=sync_bn, seed=seed, classes=classes,
-                 monitor=monitor, warmup_epochs=warmup_epochs, warmup_steps=warmup_steps, clip_grad=clip_grad,
+                 monitor=monitor, recipe=recipe, warmup_epochs=warmup_epochs, warmup_steps=warmup_steps, clip_grad=clip_grad,
                  accumulate=accumulate, ema=ema, encoder_lr_mult=encoder_lr_mult,
                  freeze_encoder_epochs=freeze_encoder_epochs, patience=patience, min_delta=min_delta,
                  val_every=val_every, log=log, log_every=log_every,

@@ -67,6 +67,8 @@ class RunConfig:
     cache_dir: str | None = None
     classes: str | None = None  # class names overriding (or, for index masks, declaring) the dataset's
     monitor: str | None = None  # row key that picks the best epoch ("key" or "key:min"); task's default
+    recipe: str | None = None  # the preset under the flags (registry.toml's default: "default")
+    recipe_values: dict[str, Any] = field(default_factory=dict)  # what the recipe set (and nothing overrode)
     options: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> "RunConfig":
@@ -192,8 +194,8 @@ def check_batch_fits(image_size: int, batch_size: int) -> None:
                           f"memory before the model runs; this machine has {human_bytes(have)} available")
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig:
-    """Defaults <- TOML file (same keys as the flags, options in an [options] table) <- flags."""
+def load_config(path: str | Path | None, overrides: dict[str, Any], registry=None) -> RunConfig:
+    """Defaults <- recipe <- TOML file (same keys as the flags, options in an [options] table) <- flags."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -206,13 +208,38 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig
             raise OptionError(f"--config {path}: not a UTF-8 text file") from None
         except tomllib.TOMLDecodeError as exc:
             raise OptionError(f"--config {path}: invalid TOML ({exc})") from None
-    options = {**{k: str(v) for k, v in _table(data.pop("options", {}), path).items()}, **overrides.pop("options", {})}
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    data["options"] = options
-    return RunConfig.from_dict(data, str(path or "flags")).validate()
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    name = flags.get("recipe") or data.get("recipe")
+    recipe, recipe_options = _recipe(name, registry)
+    options = {**recipe_options, **{k: str(v) for k, v in _table(data.pop("options", {}), path).items()},
+               **overrides.pop("options", {})}
+    merged = {**recipe["values"], **data, **{k: v for k, v in flags.items() if k != "options"}}
+    merged["options"] = options
+    merged["recipe"] = recipe["name"]
+    merged["recipe_values"] = {k: v for k, v in recipe["values"].items() if merged.get(k) == v}
+    merged["recipe_values"].update({f"options.{k}": v for k, v in recipe_options.items() if options.get(k) == v})
+    return RunConfig.from_dict(merged, str(path or "flags")).validate()
+
+
+def _recipe(name: str | None, registry) -> tuple[dict[str, Any], dict[str, str]]:
+    """The recipe's name and the run settings it sets, checked against the flags zoo knows."""
+    from zoo import registry_or_default
+
+    registry = registry_or_default(registry)
+    entry = registry.get("recipe", name or registry.default("recipe"))
+    values = dict(entry.spec.build())
+    options = {k: str(v) for k, v in _table(values.pop("options", {}), f"recipe {entry.name}").items()}
+    known = {f.name for f in dataclasses.fields(RunConfig)} - {"recipe", "recipe_values", "options"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise OptionError(f"recipe {entry.name!r} ({entry.plugin}) sets unknown key {unknown[0]!r} "
+                          f"(valid: {', '.join(sorted(known))})")
+    return {"name": entry.qualified if len(registry.entries("recipe", entry.name)) > 1 else entry.name,
+            "values": values}, options
 
 
 def _table(value: Any, path: str | Path | None) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise OptionError(f"--config {path}: options must be a table ([options])")
+        where = path if str(path).startswith("recipe ") else f"--config {path}"
+        raise OptionError(f"{where}: options must be a table ([options])")
     return value

@@ -93,7 +93,7 @@ def train(
             config.epochs = overrides["epochs"]
         config.validate()
     else:
-        config = (config.validate() if config is not None else load_config(config_file, dict(overrides)))
+        config = (config.validate() if config is not None else load_config(config_file, dict(overrides), registry))
         run_dir = RunDirectory(out if out is not None else _default_out(config))
         run_dir.check_new_run()  # fail before any work; checked again under the lock
     dist = init_distributed(config.device)
