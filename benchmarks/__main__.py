@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import architectures, cli_latency, data_pipeline, inference, train_step
+from benchmarks import architectures, cli_latency, data_pipeline, engine_loop, inference, train_step
 from benchmarks._common import machine
 
 
@@ -36,10 +36,12 @@ def main() -> None:
         f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}. "
         f"Command: `make bench` (`python -m benchmarks{' --quick' if args.quick else ''}`).\n",
         "### CLI latency\n", cli_latency.render(run(cli_latency, "--runs", "3" if args.quick else "7")) + "\n",
-        "### Training step (batch 8, 256x256, SGD; fp32 on CPU, bf16 on CUDA)\n", train_step.render(steps) + "\n",
+        "### Training step (batch 8, 256x256, SGD; fp32 on CPU, bf16 on CUDA; then zoo's CPU default, bf16)\n", train_step.render(steps) + "\n",
         "### Data pipeline (real Oxford-IIIT Pet sample, 256x256, batch 8)\n",
         data_pipeline.render(run(data_pipeline, "--epochs", repeats, "--train-step-img-s", str(slowest))) + "\n",
         "### Inference (batch 8, 256x256)\n", inference.render(run(inference, "--repeats", repeats)) + "\n",
+        "### Training loop: the loss read every step against every 50 (unet, synthetic 64 px, batch 8)\n",
+        engine_loop.render(run(engine_loop, "--repeats", "2" if args.quick else "3")) + "\n",
         "### Architectures on resnet34 against smp's same model (batch 4, 256x256, fp32 on CPU)\n",
         architectures.render(run(architectures, "--steps", repeats)) + "\n",
     ]

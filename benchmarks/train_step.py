@@ -66,7 +66,7 @@ def measure(steps: int = 3, image_size: int = 256, batch_size: int = 8, device: 
             results.append(row("  same, both on zoo's retained heap", kept["report"], kept["zoo"]))
     try:
         import segmentation_models_pytorch as smp
-    except ImportError:
+    except ImportError:  # a dev dependency: the smp rows need it
         return results
     with retained_heap(cpu):  # both under zoo's settings: same precision, layout and allocator
         smp_model = smp.Unet("resnet34", encoder_weights=None, classes=1).to(dev, memory_format=torch.channels_last)
@@ -76,7 +76,32 @@ def measure(steps: int = 3, image_size: int = 256, batch_size: int = 8, device: 
     results.append({"network": "resnet34_unet", "reference": "smp Unet(resnet34), same precision, layout, allocator",
                     "zoo_img_s": batch_size / times["zoo"], "ref_img_s": batch_size / times["smp"],
                     "ratio": times["smp"] / times["zoo"]})
+    if cpu:
+        results += _cpu_bf16_rows(smp, xl, x, y, mse, report_loss, steps, batch_size)
     return results
+
+
+def _cpu_bf16_rows(smp, xl, x, y, mse, report_loss, steps: int, batch_size: int) -> list[dict[str, Any]]:
+    """zoo's CPU default where the CPU computes bf16 natively (AVX512-BF16/AMX): bf16 autocast,
+    against zoo in fp32, the report's code as written, and smp's Unet in bf16."""
+    import zoo
+    from benchmarks.report_models import ReportResNet34UNet
+    from zoo.engine.device import cpu_has_native_bf16
+
+    if not cpu_has_native_bf16():
+        return []
+    bf16 = torch.bfloat16
+    with retained_heap(True):
+        ours = zoo.create_model("resnet34_unet").to(memory_format=torch.channels_last).train()
+        fp32 = zoo.create_model("resnet34_unet").to(memory_format=torch.channels_last).train()
+        theirs = smp.Unet("resnet34", encoder_weights=None, classes=1).to(memory_format=torch.channels_last).train()
+        times = interleaved_seconds({"zoo": _step_fn(ours, mse, xl, y, bf16), "fp32": _step_fn(fp32, mse, xl, y, None),
+                                     "report": _step_fn(ReportResNet34UNet().train(), report_loss, x, y, None),
+                                     "smp": _step_fn(theirs, torch.nn.BCEWithLogitsLoss(), xl, y, bf16)}, steps)
+    labels = {"fp32": "zoo in fp32 (--no-amp), same layout and allocator", "report": "report code as written (fp32)",
+              "smp": "smp Unet(resnet34) in bf16, same layout and allocator"}
+    return [{"network": "resnet34_unet bf16", "reference": labels[k], "zoo_img_s": batch_size / times["zoo"],
+             "ref_img_s": batch_size / times[k], "ratio": times[k] / times["zoo"]} for k in labels]
 
 
 def render(results: list[dict[str, Any]]) -> str:

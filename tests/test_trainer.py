@@ -338,3 +338,23 @@ def test_training_restores_process_wide_settings(tmp_path):
     train(out=tmp_path / "r", epochs=1, **TINY)  # deterministic=True flips all three inside
     assert (torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
             os.environ.get("CUBLAS_WORKSPACE_CONFIG")) == before
+
+
+def test_the_issue_command_line_trains_and_resumes(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tests.conftest import cli
+
+    run = tmp_path / "run"
+    args = ["train", "unet", "--warmup-epochs", "1", "--scheduler", "poly", "--ema", "0.999", "--accumulate", "2",
+            "--clip-grad", "1", "--log", "tensorboard,csv", "--patience", "3", "--image-size", "32", "--epochs", "2",
+            "-o", "base_channels=4", "-o", "count=16", "-o", "size=32", "--out", str(run), "-q"]
+    first = cli(*args)
+    assert first.code == 0, first.stderr
+    more = cli("train", "--resume", str(run), "--epochs", "3", "-q")
+    assert more.code == 0, more.stderr
+    config = json.loads((run / "config.json").read_text())["run"]
+    assert (config["scheduler"], config["ema"], config["accumulate"], config["log"]) == ("poly", 0.999, 2,
+                                                                                        "tensorboard,csv")
+    with open(run / "metrics.csv") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1, 2, 3]
+    assert {p.name for p in run.iterdir()} >= {"model_ema.safetensors", "tensorboard", "metrics.csv"}

@@ -27,6 +27,8 @@ def train(
                                                      "plugin's (zoo list-schedulers); stepped per optimizer step.")] = None,
     warmup_epochs: Annotated[Optional[float], typer.Option(help="Linear warmup over this many epochs.")] = None,
     warmup_steps: Annotated[Optional[int], typer.Option(help="Linear warmup over this many optimizer steps.")] = None,
+    lr_by_epoch: Annotated[Optional[bool], typer.Option("--lr-by-epoch", help="One learning rate per epoch "
+                                                        "instead of per step (zoo 0.1's runs).")] = None,
     clip_grad: Annotated[Optional[float], typer.Option(help="Clip the global gradient norm to this.")] = None,
     accumulate: Annotated[Optional[int], typer.Option(help="Batches per optimizer step (effective batch = "
                                                       "batch size x N).")] = None,
@@ -80,7 +82,8 @@ def train(
                  epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, scheduler=scheduler,
                  image_size=image_size, keep_aspect=keep_aspect, weight_decay=weight_decay, augment=augment, device=device, amp=amp, channels_last=channels_last,
                  compile=compile, deterministic=deterministic, sync_bn=sync_bn, seed=seed, classes=classes,
-                 monitor=monitor, recipe=recipe, warmup_epochs=warmup_epochs, warmup_steps=warmup_steps, clip_grad=clip_grad,
+                 monitor=monitor, recipe=recipe, warmup_epochs=warmup_epochs, warmup_steps=warmup_steps, lr_by_epoch=lr_by_epoch,
+                 clip_grad=clip_grad,
                  accumulate=accumulate, ema=ema, encoder_lr_mult=encoder_lr_mult,
                  freeze_encoder_epochs=freeze_encoder_epochs, patience=patience, min_delta=min_delta,
                  val_every=val_every, log=log, log_every=log_every,
