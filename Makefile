@@ -27,7 +27,7 @@ test-slow: setup
 demo: setup
 	rm -rf $(DEMO)
 	$(BIN)/zoo train unet --dataset synthetic --image-size 96 -o base_channels=16 -o count=768 \
-		--epochs 12 --batch-size 16 --lr 0.05 --loss bce+dice --out $(DEMO)
+		--epochs 12 --batch-size 16 --out $(DEMO)
 	$(BIN)/zoo eval $(DEMO) --split test
 	$(BIN)/python -m zoo.data.synthetic_png $(DEMO)/inputs
 	$(BIN)/zoo predict $(DEMO) $(DEMO)/inputs --out $(DEMO)/predictions

@@ -25,6 +25,7 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
                            "-m", "zoo", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_and_resume(tmp_path):
     # `zoo train --nproc 2` re-runs itself under torchrun
     ddp = run_zoo(*ARGS, "--epochs", "1", "--nproc", "2", "--out", str(tmp_path / "ddp"), env={"OMP_NUM_THREADS": "1"})

@@ -254,6 +254,7 @@ def test_no_pickle_anywhere():
     assert grep.stdout == ""
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_exits_130(tmp_path):
     """A real SIGINT to `zoo train`: it stops at a step boundary, saves, exits 130, and resumes."""
     import os
@@ -321,3 +322,15 @@ def test_predict_keeps_going_and_never_collides(trained, tmp_path):
     assert two_roots.code == 0, two_roots.stderr
     assert sorted(str(p.relative_to(tmp_path / "o2")) for p in (tmp_path / "o2").rglob("*.mask.png")) == [
         "a.png.mask.png", "nested/a.png.mask.png"]
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_closely(tmp_path):
+    """`--compile` (inductor, C++ on CPU) trains one epoch; its validation Dice is eager's within bf16/fp32
+    kernel differences."""
+    config = dict(architecture="unet", dataset="synthetic", epochs=1, image_size=32, batch_size=4, amp=False,
+                  deterministic=True, augment="none", options={"base_channels": "4", "count": "16", "size": "32"})
+    eager = train(out=tmp_path / "eager", **config).history[-1]
+    compiled = train(out=tmp_path / "compiled", compile=True, **config).history[-1]
+    assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-3)
+    assert compiled["valid_dice"] == pytest.approx(eager["valid_dice"], abs=0.02)

@@ -185,15 +185,16 @@ def test_onnx_export_of_every_architecture(reg, arch, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", architectures())
 def test_torch_compile_with_dynamic_sizes(reg, arch):
-    """torch.compile (dynamo with dynamic shapes, AOT autograd; the eager backend keeps it to seconds
-    on CPU) traces each architecture once and serves two sizes that are not multiples of the stride,
-    forward and backward, equal to eager."""
+    """torch.compile captures each architecture as one graph (``fullgraph``: no graph break, no eager
+    fallback) with dynamic sizes, and serves two sizes that are not multiples of the stride, equal to
+    eager. Dynamo's own backend keeps it to seconds on CPU; test_engine's --compile run uses inductor."""
+    import torch._dynamo
+
     model = build(reg, arch, "resnet34").eval()
-    compiled = torch.compile(model, backend="aot_eager", dynamic=True, fullgraph=False)
-    for h, w in ((63, 77), (97, 65)):
-        x = torch.randn(1, 3, h, w)
-        with torch.no_grad():
-            torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
-    model.train()
-    compiled(torch.randn(2, 3, 63, 77)).mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
+    compiled = torch.compile(model, backend="eager", dynamic=True, fullgraph=True)
+    # frames shared across the tests (resnet34's) must not hit the recompile limit and run eagerly
+    with torch._dynamo.config.patch(recompile_limit=256, accumulated_recompile_limit=4096):
+        for h, w in ((63, 77), (97, 65)):
+            x = torch.randn(1, 3, h, w)
+            with torch.no_grad():
+                torch.testing.assert_close(compiled(x), model(x), rtol=1e-3, atol=1e-3)

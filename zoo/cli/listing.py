@@ -41,9 +41,23 @@ def _show(kind: str, pattern: str | None, as_json: bool, expand: bool = False) -
                           f"(e.g. `zoo {KINDS[kind].command} 'convnext*' --all`)")
 
 
-def list_models(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
-    """List architectures."""
-    _show("architecture", pattern, as_json)
+def _lister(kind: str, doc: str):
+    """The `zoo list-*` command of a kind: names, plugins, summaries, tags (or JSON)."""
+    def command(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
+        _show(kind, pattern, as_json)
+    command.__doc__ = doc
+    return command
+
+
+LISTED = {
+    "architecture": "List architectures.",
+    "loss": "List losses. Combine them in --loss as e.g. '0.3*bce+0.7*dice' or 'focal(gamma=3)+dice'.",
+    "dataset": "List datasets.",
+    "optimizer": "List optimizers (--optimizer).",
+    "scheduler": "List learning-rate schedules (--scheduler); options as -o scheduler.NAME=VALUE.",
+    "callback": "List training callbacks and loggers (--log a,b).",
+    "recipe": "List training recipes (--recipe NAME); `zoo info NAME` shows what one sets.",
+}
 
 
 def list_encoders(
@@ -54,36 +68,6 @@ def list_encoders(
 ) -> None:
     """List encoders (backbones)."""
     _show("encoder", pattern, as_json, expand=all_)
-
-
-def list_losses(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
-    """List losses. Combine them in --loss as e.g. '0.3*bce+0.7*dice' or 'focal(gamma=3)+dice'."""
-    _show("loss", pattern, as_json)
-
-
-def list_datasets(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
-    """List datasets."""
-    _show("dataset", pattern, as_json)
-
-
-def list_optimizers(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
-    """List optimizers (--optimizer)."""
-    _show("optimizer", pattern, as_json)
-
-
-def list_schedulers(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
-    """List learning-rate schedules (--scheduler); options as -o scheduler.NAME=VALUE."""
-    _show("scheduler", pattern, as_json)
-
-
-def list_callbacks(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
-    """List training callbacks and loggers (--log a,b)."""
-    _show("callback", pattern, as_json)
-
-
-def list_recipes(pattern: Pattern = None, as_json: JsonFlag = False) -> None:
-    """List training recipes (--recipe NAME); `zoo info NAME` shows what one sets."""
-    _show("recipe", pattern, as_json)
 
 
 def plugins(as_json: JsonFlag = False) -> None:
@@ -241,13 +225,8 @@ def info(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("list-models")(list_models)
+    for kind, doc in LISTED.items():
+        app.command(KINDS[kind].command)(_lister(kind, doc))
     app.command("list-encoders")(list_encoders)
-    app.command("list-losses")(list_losses)
-    app.command("list-datasets")(list_datasets)
-    app.command("list-optimizers")(list_optimizers)
-    app.command("list-schedulers")(list_schedulers)
-    app.command("list-callbacks")(list_callbacks)
-    app.command("list-recipes")(list_recipes)
     app.command("plugins")(plugins)
     app.command("info")(info)
