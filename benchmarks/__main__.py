@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import architectures, cli_latency, data_pipeline, engine_loop, inference, train_step
+from benchmarks import architectures, cli_latency, data_pipeline, engine_loop, inference, predict_stream, train_step
 from benchmarks._common import machine
 
 
@@ -44,6 +44,8 @@ def main() -> None:
         engine_loop.render(run(engine_loop, "--repeats", "2" if args.quick else "3")) + "\n",
         "### Architectures on resnet34 against smp's same model (batch 4, 256x256, fp32 on CPU)\n",
         architectures.render(run(architectures, "--steps", repeats)) + "\n",
+        "### Prediction at scale: streaming predictor vs a naive loop; peak memory of tiled inference\n",
+        predict_stream.render(run(predict_stream, *(["--images", "16", "--sides", "1024,4096"] if args.quick else []))) + "\n",
     ]
     text = "\n".join(sections)
     args.out.write_text(text)

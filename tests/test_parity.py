@@ -16,14 +16,16 @@ SMP = {"unet": "Unet", "fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": 
        "linknet": "Linknet", "segformer": "Segformer", "upernet": "UPerNet", "unetplusplus": "UnetPlusPlus",
        "manet": "MAnet", "pan": "PAN"}
 MULTIPLE = {"pan": 128}  # smp needs the input a multiple of 32 (PAN: its pyramid halves stride 16 three times)
+# where the designs agree the counts are equal; the README's model table explains the others
+EXACT = {"fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet", "segformer", "unetplusplus", "manet"}
 
 
-def used_parameters(model: torch.nn.Module) -> int:
+def used_parameters(model: torch.nn.Module, size: int = 64) -> int:
     """Parameters the forward pass reaches: smp's PSPNet keeps resnet34's layer3 and layer4 without
     running them; zoo does not build them."""
     model.train()
     model.zero_grad()
-    model(torch.randn(2, 3, 128, 128)).sum().backward()
+    model(torch.randn(2, 3, size, size)).sum().backward()
     return sum(p.numel() for p in model.parameters() if p.grad is not None)
 
 
@@ -31,7 +33,10 @@ def used_parameters(model: torch.nn.Module) -> int:
 def test_parameter_count_and_shapes_match_smp(arch):
     ours = zoo.create_model(arch, encoder="resnet34")
     theirs = getattr(smp, SMP[arch])("resnet34", encoder_weights=None, classes=1)
-    assert abs(count_parameters(ours) / used_parameters(theirs) - 1) < 0.02
+    used = used_parameters(theirs, MULTIPLE.get(arch, 64))
+    assert abs(count_parameters(ours) / used - 1) < 0.02
+    if arch in EXACT:
+        assert count_parameters(ours) == used
     ours.eval(), theirs.eval()
     for h, w in ((63, 77), (97, 65)):
         x = torch.randn(1, 3, h, w)
@@ -40,12 +45,6 @@ def test_parameter_count_and_shapes_match_smp(arch):
             m = MULTIPLE.get(arch, 32)
             padded = torch.nn.functional.pad(x, (0, -w % m, 0, -h % m))
             assert theirs(padded)[..., :h, :w].shape == ours(x).shape
-
-
-def test_exact_counts_where_the_designs_agree():
-    for arch in ("fpn", "deeplabv3", "deeplabv3plus", "linknet", "pspnet", "segformer", "unetplusplus", "manet"):
-        theirs = getattr(smp, SMP[arch])("resnet34", encoder_weights=None, classes=1)
-        assert count_parameters(zoo.create_model(arch, encoder="resnet34")) == used_parameters(theirs), arch
 
 
 def test_dpt_matches_smp_on_a_vit():

@@ -17,7 +17,7 @@ import torch
 
 import zoo
 from tests.conftest import make_dist
-from tests.test_reliability import assert_same_run, rows, weights
+from tests.test_reliability import assert_same_run, rows, signal_at, weights
 from zoo.engine.callbacks import EarlyStopping, TrainState
 from zoo.engine.config import RunConfig
 from zoo.engine.ema import ModelEMA
@@ -263,13 +263,8 @@ def all_on(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("position", [(0, 2), (1, 2), (2, 4)])
 def test_resume_is_exact_with_every_option_on(all_on, tmp_path, position):
     cut = tmp_path / "cut"
-
-    def on_step(epoch, step, loss):
-        if (epoch, step) == position:
-            os.kill(os.getpid(), signal.SIGINT)
-
     with pytest.raises(Interrupted):
-        train(out=cut, on_step=on_step, **ALL_ON)
+        train(out=cut, on_step=signal_at(position, signal.SIGINT), **ALL_ON)
     train(resume=cut)
     assert_same_run(cut, all_on)
     wa, wb = weights(cut, "model_ema"), weights(all_on, "model_ema")

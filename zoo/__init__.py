@@ -16,6 +16,7 @@ from zoo.tasks import Task
 if TYPE_CHECKING:  # pragma: no cover
     from zoo.api import create_dataset, create_loss, create_model, load_model, save_model  # noqa: F401
     from zoo.engine.train import train  # noqa: F401
+    from zoo.inference import Prediction, Predictor  # noqa: F401
 
 __version__ = zoo_version()
 
@@ -23,6 +24,7 @@ __all__ = [
     "hookimpl", "Registry", "build_registry", "default_registry", "Task",
     "list_models", "list_encoders", "list_losses", "list_datasets",
     "create_model", "create_loss", "create_dataset", "load_model", "save_model", "train", "evaluate",
+    "Predictor", "Prediction",
 ]
 
 
@@ -63,6 +65,7 @@ _LAZY = {
     "create_model": "zoo.api", "create_loss": "zoo.api", "create_dataset": "zoo.api",
     "load_model": "zoo.api", "save_model": "zoo.api",
     "train": "zoo.engine.train", "evaluate": "zoo.engine.evaluate",
+    "Predictor": "zoo.inference", "Prediction": "zoo.inference",
 }
 
 

@@ -88,16 +88,19 @@ def create_dataset(
     keep_aspect: bool = False,
     cache_dir: str | Path | None = None,
     registry: Registry | None = None,
+    native: bool = False,
+    max_side: int | None = None,
     **options: Any,
 ):
     """Split ``split`` of dataset ``name``, decoded and resized once into the cache; items are
-    ``{"image": uint8[3, H, W], "mask": uint8[1, H, W]}`` (plus ``"valid"`` where pixels are ignored)."""
+    ``{"image": uint8[3, H, W], "mask": uint8[1, H, W]}`` (plus ``"valid"`` where pixels are ignored).
+    ``native=True`` caches the images at their own size instead (the long side shrunk to ``max_side``)."""
     from zoo.data.dataset import open_dataset
 
     registry = registry_or_default(registry)
     entry = registry.get("dataset", name or registry.default("dataset"))
-    return open_dataset(entry, split, data_dir, image_size=image_size, keep_aspect=keep_aspect,
-                        cache_dir=cache_dir, options=options)
+    return open_dataset(entry, split, data_dir, image_size=None if native else image_size, keep_aspect=keep_aspect,
+                        cache_dir=cache_dir, options=options, max_side=max_side)
 
 
 def save_model(model: nn.Module, path: str | Path, **metadata: Any) -> Path:

@@ -62,16 +62,24 @@ class SegmentationMeter:
         self._one = torch.ones((), dtype=torch.float64, device=device)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> None:
-        keep = None if valid is None else valid[:, 0] > 0.5  # (N, H, W)
+        """``target`` as the loss takes it: binary (N, 1, H, W), multiclass (N, H, W) indices,
+        multilabel (N, C, H, W); ``valid`` (N, 1, H, W) or None."""
         if self.task.kind == "multilabel":
-            self._update_multilabel(logits, target, keep)
-            return
-        if self.task.kind == "binary":
-            pred = (torch.sigmoid(logits[:, 0].float()) > self.threshold).long()
-            truth = (target[:, 0] > 0.5).long()
-            self._update_per_image(pred, truth, keep)
+            pred, truth = torch.sigmoid(logits.float()) > self.threshold, target > 0.5
+        elif self.task.kind == "binary":
+            pred, truth = (torch.sigmoid(logits[:, 0].float()) > self.threshold).long(), (target[:, 0] > 0.5).long()
         else:
             pred, truth = logits.argmax(1), target.long()
+        self.update_labels(pred, truth, None if valid is None else valid[:, 0] > 0.5)
+
+    def update_labels(self, pred: torch.Tensor, truth: torch.Tensor, keep: torch.Tensor | None = None) -> None:
+        """Predicted and true labels: (N, H, W) class indices (binary 0/1), or (N, C, H, W) bool
+        planes for multilabel; ``keep`` (N, H, W) bool or None."""
+        if self.task.kind == "multilabel":
+            self._update_multilabel(pred, truth, keep)
+            return
+        if self.task.kind == "binary":
+            self._update_per_image(pred, truth, keep)
         n = self.confusion.shape[0]
         index = truth * n + pred
         if keep is not None:
@@ -88,9 +96,7 @@ class SegmentationMeter:
         count = self._one * len(tp)  # a device tensor: no host-to-device copy per batch
         self.per_image += torch.stack((dice_from_counts(tp, fp, fn).sum(), iou_from_counts(tp, fp, fn).sum(), count))
 
-    def _update_multilabel(self, logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor | None) -> None:
-        pred = torch.sigmoid(logits.float()) > self.threshold
-        truth = target > 0.5
+    def _update_multilabel(self, pred: torch.Tensor, truth: torch.Tensor, keep: torch.Tensor | None) -> None:
         weight = torch.ones_like(truth[:, :1], dtype=torch.float64) if keep is None else keep[:, None].to(torch.float64)
         dims = (0, 2, 3)
         tp = ((pred & truth) * weight).sum(dims)

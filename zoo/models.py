@@ -21,24 +21,33 @@ from zoo.tasks import Task
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How images are fed to the model: resized to ``image_size`` (or padded to it keeping the aspect),
-    then normalized with ``mean``/``std`` on the 0..1 scale."""
+    """How images are fed to the model, then normalized with ``mean``/``std`` on the 0..1 scale:
+    ``resolution="train"``: resized to ``image_size`` (or padded to it keeping the aspect), as the
+    model was trained; ``"native"`` (trained on crops): at the image's own pixels, the long side
+    shrunk to ``max_side`` when the training data was."""
 
     image_size: int = 256
     keep_aspect: bool = False
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    resolution: str = "train"
+    max_side: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "keep_aspect": self.keep_aspect, "mean": list(self.mean),
+        data = {"image_size": self.image_size, "keep_aspect": self.keep_aspect, "mean": list(self.mean),
                 "std": list(self.std)}
+        if self.resolution != "train":  # files written before native training stay as they were
+            data.update(resolution=self.resolution, max_side=self.max_side)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Preprocessing":
         data = data or {}
         default = cls()
+        max_side = data.get("max_side")
         return cls(int(data.get("image_size", default.image_size)), bool(data.get("keep_aspect", default.keep_aspect)),
-                   tuple(data.get("mean", default.mean)), tuple(data.get("std", default.std)))
+                   tuple(data.get("mean", default.mean)), tuple(data.get("std", default.std)),
+                   str(data.get("resolution", "train")), int(max_side) if max_side else None)
 
 
 @dataclass(frozen=True)

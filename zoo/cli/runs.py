@@ -6,12 +6,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from zoo.cli._common import JsonFlag, Overrides, parse_overrides, print_json, stdout_console
+from zoo.cli._common import JsonFlag, Overrides, Quiet, parse_overrides, print_json, stdout_console
 from zoo.errors import ZooError
 
 Weights = Annotated[str, typer.Argument(help="Run directory or .safetensors file.")]
 Which = Annotated[str, typer.Option("--weights", help="In a run directory: model (best) or last.")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+# how the model sees an image: shared by predict and eval --full-res
+Tile = Annotated[Optional[str], typer.Option(help="Sliding-window size, H or HxW (implies --resolution native).")]
+Overlap = Annotated[float, typer.Option(help="Overlap of neighbouring windows, a fraction of the tile.")]
+Stride = Annotated[Optional[str], typer.Option(help="Window step, H or HxW (instead of --overlap).")]
+Blend = Annotated[str, typer.Option(help="Window weights: gaussian, linear or constant.")]
+Resolution = Annotated[Optional[str], typer.Option(help="native: the image's own pixels; train: resized to the "
+                                                   "training size (default without --tile).")]
+Scale = Annotated[float, typer.Option(help="Resize by this factor before native inference, and back after.")]
+Tta = Annotated[str, typer.Option(help="Test-time augmentation: none, flip or d4 (8 rotations/flips), "
+                                  "averaged as probabilities.")]
 
 
 def eval_(
@@ -26,15 +36,27 @@ def eval_(
     which: Which = "model",
     device: Device = "auto",
     options: Overrides = None,
+    full_res: Annotated[bool, typer.Option("--full-res", help="Predict each image at its original size "
+                                           "(whole or tiled) and score against its original mask.")] = False,
+    tile: Tile = None,
+    overlap: Overlap = 0.25,
+    stride: Stride = None,
+    blend: Blend = "gaussian",
+    resolution: Resolution = None,
+    scale: Scale = 1.0,
+    tta: Tta = "none",
     as_json: JsonFlag = False,
 ) -> None:
     """Score a model rebuilt from its files alone: IoU, Dice, precision and recall per class, their
-    means, pixel accuracy and the confusion matrix (JSON and PNG beside the weights)."""
+    means, pixel accuracy and the confusion matrix (JSON and PNG beside the weights). By default at
+    the training size, as validation scored it; --full-res at the images' own size."""
     from zoo.engine.evaluate import evaluate
 
+    inference = {"tile": tile, "overlap": overlap, "stride": stride, "blend": blend, "resolution": resolution,
+                 "scale": scale, "tta": tta}
     result = evaluate(path, split=split, dataset=dataset, data_dir=data_dir, options=parse_overrides(options),
                       which=which, image_size=image_size, batch_size=batch_size, device=device,
-                      threshold=threshold, output=output)
+                      threshold=threshold, output=output, full_res=full_res, inference=inference)
     if as_json:
         print_json(result)
         return
@@ -69,30 +91,51 @@ def per_class_table(result: dict):
 
 def predict(
     path: Weights,
-    inputs: Annotated[list[str], typer.Argument(help="Image files or folders (searched recursively).")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively), globs "
+                                                "('tiles/**/*.tif') or .txt lists of paths.")],
     out: Annotated[str, typer.Option(help="Output folder.")] = "predictions",
+    tile: Tile = None,
+    overlap: Overlap = 0.25,
+    stride: Stride = None,
+    blend: Blend = "gaussian",
+    resolution: Resolution = None,
+    scale: Scale = 1.0,
+    tta: Tta = "none",
     threshold: Annotated[float, typer.Option(help="Probability threshold.")] = 0.5,
-    tta: Annotated[str, typer.Option(help="Test-time augmentation: none or flip.")] = "none",
-    probs: Annotated[bool, typer.Option("--probs", help="Also write NAME.probs.npy: float16 per-class "
-                                        "probabilities (C, H, W).")] = False,
-    image_size: Annotated[Optional[int], typer.Option(help="Default: the run's.")] = None,
+    overlay: Annotated[bool, typer.Option(help="Also write NAME.overlay.png.")] = True,
+    probs: Annotated[bool, typer.Option("--probs", help="Also write the per-class probabilities.")] = False,
+    probs_format: Annotated[str, typer.Option(help="npy: NAME.probs.npy, float16 (C, H, W); png16: "
+                                              "NAME.probs[.CLASS].png, 16-bit, p x 65535.")] = "npy",
+    batch_size: Annotated[int, typer.Option(help="Windows (or images) per forward pass.")] = 8,
+    workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: spare cores, "
+                                                   "at most 4; 0 decodes in this process).")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Training size to resize to (default: the run's).")] = None,
     which: Which = "model",
     device: Device = "auto",
+    quiet: Quiet = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Write NAME.mask.png (at the input's resolution) and NAME.overlay.png per input image, mirroring
-    folders. Files that cannot be read are listed at the end (exit 1); the others are all predicted."""
-    from zoo.engine.predict import predict as run_predict
+    """Write NAME.mask.png (at the input's size) and NAME.overlay.png per input image, mirroring
+    folders. Without --tile the model sees each image at the training size (as in training); with
+    --tile at its own pixels, in blended windows, in memory bounded by the tile. Files that cannot be
+    read are listed at the end (exit 1); the others are all predicted."""
+    import sys
 
-    result = run_predict(path, inputs, out, threshold=threshold, tta=tta, which=which,
-                         image_size=image_size, device=device, probs=probs)
+    from zoo.inference import Predictor
+
+    predictor = Predictor(path, device=device, tile=tile, overlap=overlap, stride=stride, blend=blend,
+                          resolution=resolution, scale=scale, tta=tta, batch_size=batch_size, threshold=threshold,
+                          which=which, image_size=image_size)
+    result = predictor.predict_folder(inputs, out, overlay=overlay, probs=probs_format if probs else None,
+                                      workers=workers, progress=not quiet and not as_json and sys.stderr.isatty())
     if as_json:
-        print_json({"written": result.written, "failed": result.failed})
+        print_json({"written": result.written, "failed": result.failed, "seconds": result.seconds,
+                    "inference": predictor.settings.describe()})
     else:
         for item in result.written:
             what = f"foreground {item['foreground']:.1%}" if "foreground" in item else \
                 ", ".join(item.get("classes_present", [])) or "per-label masks"
-            print(f"{item['input']} -> {item.get('mask', item['overlay'])} ({what})")
+            print(f"{item['input']} -> {item.get('mask', item.get('overlay', out))} ({what})")
     if result.failed:
         names = ", ".join(f"{f['input']} ({f['reason']})" for f in result.failed)
         raise ZooError(f"{len(result.failed)} of {len(result.failed) + len(result.written)} inputs could not be "

@@ -47,6 +47,14 @@ def train(
     image_size: Annotated[Optional[int], typer.Option(help="Square training size (default 256, as the report).")] = None,
     keep_aspect: Annotated[Optional[bool], typer.Option("--keep-aspect/--stretch",
                                                         help="Pad to square instead of stretching (default stretch).")] = None,
+    crop: Annotated[Optional[int], typer.Option(help="Train on random CROP x CROP windows of the images at their "
+                                                "own size (cached natively) instead of resizing them.")] = None,
+    max_side: Annotated[Optional[int], typer.Option(help="With --crop: shrink images whose long side exceeds "
+                                                    "this when caching.")] = None,
+    rescale: Annotated[Optional[str], typer.Option(help="With --crop: random rescale range LO,HI before each "
+                                                   "crop (e.g. 0.5,2.0).")] = None,
+    val_tile: Annotated[Optional[int], typer.Option(help="With --crop: validate in tiles of this side "
+                                                    "(default: whole images).")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="Weight decay (default 0).")] = None,
     augment: Annotated[Optional[str], typer.Option(help="Comma list of flip, affine, color; or none.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
@@ -80,7 +88,8 @@ def train(
 
     flags = dict(architecture=architecture, encoder=encoder, loss=loss, dataset=dataset, data_dir=data_dir,
                  epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, scheduler=scheduler,
-                 image_size=image_size, keep_aspect=keep_aspect, weight_decay=weight_decay, augment=augment, device=device, amp=amp, channels_last=channels_last,
+                 image_size=image_size, keep_aspect=keep_aspect, crop=crop, max_side=max_side, rescale=rescale,
+                 val_tile=val_tile, weight_decay=weight_decay, augment=augment, device=device, amp=amp, channels_last=channels_last,
                  compile=compile, deterministic=deterministic, sync_bn=sync_bn, seed=seed, classes=classes,
                  monitor=monitor, recipe=recipe, warmup_epochs=warmup_epochs, warmup_steps=warmup_steps, lr_by_epoch=lr_by_epoch,
                  clip_grad=clip_grad,

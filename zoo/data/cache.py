@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.data.native import NativeSplit, NativeWriter, open_native, resize_native
 from zoo.data.source import DataWarning, Sample, SampleSource, SkipSample
 from zoo.errors import DataError
 from zoo.tasks import Task
@@ -43,6 +44,14 @@ class CachedSplit:
     def __len__(self) -> int:
         return len(self.names)
 
+    def pixel_blocks(self, images: int = 64):
+        """(masks, valid) of ``images`` images at a time, flattened to pixels: for statistics."""
+        tail = self.masks.shape[3:]
+        for start in range(0, len(self), images):
+            masks = np.asarray(self.masks[start:start + images]).reshape(-1, *tail)
+            valid = None if self.valid is None else np.asarray(self.valid[start:start + images]).reshape(-1) > 0
+            yield masks, valid
+
 
 def _resize_plane(plane: np.ndarray, target: tuple[int, int]) -> np.ndarray:
     from PIL import Image
@@ -50,13 +59,10 @@ def _resize_plane(plane: np.ndarray, target: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(plane).resize(target, Image.NEAREST))
 
 
-def resize_sample(sample: Sample, size: int, keep_aspect: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Bilinear image, nearest mask (as the report). ``keep_aspect`` scales the long side to ``size``
-    and pads; padded pixels are marked invalid so they count for nothing."""
+def resize_to(sample: Sample, target: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Image bilinear, masks and valid nearest (as the report), to ``target`` = (width, height)."""
     from PIL import Image
 
-    h, w = sample.mask.shape[:2]
-    target = (size, size) if not keep_aspect else (max(1, round(w * size / max(h, w))), max(1, round(h * size / max(h, w))))
     image = np.asarray(Image.fromarray(sample.image).resize(target, Image.BILINEAR))
     if sample.mask.ndim == 3:  # multilabel planes, one at a time
         mask = np.stack([_resize_plane(np.ascontiguousarray(sample.mask[..., c]), target)
@@ -64,6 +70,15 @@ def resize_sample(sample: Sample, size: int, keep_aspect: bool) -> tuple[np.ndar
     else:
         mask = _resize_plane(sample.mask, target)
     valid = None if sample.valid is None else _resize_plane(sample.valid, target)
+    return image, mask, valid
+
+
+def resize_sample(sample: Sample, size: int, keep_aspect: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Bilinear image, nearest mask (as the report). ``keep_aspect`` scales the long side to ``size``
+    and pads; padded pixels are marked invalid so they count for nothing."""
+    h, w = sample.mask.shape[:2]
+    target = (size, size) if not keep_aspect else (max(1, round(w * size / max(h, w))), max(1, round(h * size / max(h, w))))
+    image, mask, valid = resize_to(sample, target)
     if keep_aspect:
         out_i = np.zeros((size, size, 3), np.uint8)
         out_m = np.zeros((size, size, *mask.shape[2:]), mask.dtype)
@@ -86,8 +101,10 @@ def cache_key(identity: list[Any], fingerprint: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _open(folder: Path) -> CachedSplit:
+def _open(folder: Path) -> "CachedSplit | NativeSplit":
     meta = json.loads((folder / "meta.json").read_text())
+    if meta.get("layout") == "native":
+        return open_native(folder, meta)
     load = lambda name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)  # noqa: E731
     return CachedSplit(load("images"), load("masks"), load("valid") if meta["has_valid"] else None, meta["names"], folder,
                        Task.from_dict(meta.get("task")))
@@ -122,11 +139,15 @@ def check_space(folder: Path, need: int, what: str) -> None:
 
 
 def build_or_open(
-    source: SampleSource, dataset: str, split: str, options: dict[str, Any], size: int, keep_aspect: bool,
+    source: SampleSource, dataset: str, split: str, options: dict[str, Any], size: int | None, keep_aspect: bool,
     cache_dir: Path | None = None, workers: int | None = None, data_dir: str | None = None,
-) -> CachedSplit:
+    max_side: int | None = None,
+) -> "CachedSplit | NativeSplit":
+    """The split resized to ``size`` x ``size``, or, with ``size=None``, at its own size (the long
+    side shrunk to ``max_side`` when given) in a ragged layout (:mod:`zoo.data.native`)."""
     root = (cache_dir or default_cache_dir()) / dataset
-    identity = cache_identity(dataset, split, options, size, keep_aspect, data_dir)
+    identity = cache_identity(dataset, split, options, size if size is not None else f"native:{max_side}",
+                              keep_aspect, data_dir)
     key = cache_key(identity, source.fingerprint())
     folder = root / f"{split}-{key}"
     if (folder / "meta.json").is_file():
@@ -137,12 +158,16 @@ def build_or_open(
     n = len(source)
     task = source.task
     mask_bytes = (task.channels if task.kind == "multilabel" else 1) * (1 if len(task.classes) <= 255 else 2)
-    check_space(root, n * size * size * (3 + mask_bytes + has_valid), f"{dataset} {split} at --image-size {size}")
+    if size is not None:
+        check_space(root, n * size * size * (3 + mask_bytes + has_valid), f"{dataset} {split} at --image-size {size}")
     tmp = root / f".{split}-{key}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        _build(source, tmp, n, size, keep_aspect, has_valid, workers, dataset, split)
+        if size is None:
+            _build_native(source, tmp, n, max_side, workers, dataset, split)
+        else:
+            _build(source, tmp, n, size, keep_aspect, has_valid, workers, dataset, split)
         meta = json.loads((tmp / "meta.json").read_text())
         meta["identity"] = identity
         (tmp / "meta.json").write_text(json.dumps(meta, default=str))
@@ -158,6 +183,41 @@ def build_or_open(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return _open(folder)
+
+
+def _build_native(source: SampleSource, tmp: Path, n: int, max_side: int | None, workers: int | None,
+                  dataset: str, split: str) -> None:
+    """Each sample at its own size (shrunk to ``max_side``), appended in order; decoding runs ahead
+    on threads, at most a few images at a time in memory."""
+    writer = NativeWriter(tmp, True)  # crops near the edges pad: every native split carries valid pixels
+
+    def load(i: int) -> Sample | str:
+        try:
+            return resize_native(source.load(i), max_side)
+        except SkipSample as exc:
+            return str(exc)
+
+    kept, problems = [], []
+    with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
+        pending = [pool.submit(load, i) for i in range(min(n, 16))]
+        for i in range(n):
+            result = pending[i].result()
+            if i + 16 < n:
+                pending.append(pool.submit(load, i + 16))
+            pending[i] = None
+            if isinstance(result, str):
+                problems.append(result)
+                warnings.warn(f"{result}; skipped", DataWarning, stacklevel=3)
+                continue
+            writer.add(result)
+            kept.append(i)
+    layout = writer.close()
+    if not kept:
+        raise DataError(f"{dataset} {split}: no readable samples")
+    meta = {"dataset": dataset, "split": split, "size": None, "max_side": max_side, "keep_aspect": False,
+            "names": [source.names[i] for i in kept], "skipped": problems, "has_valid": True,
+            "task": source.task.to_dict(), **layout}
+    (tmp / "meta.json").write_text(json.dumps(meta, default=str))
 
 
 def _build(source: SampleSource, tmp: Path, n: int, size: int, keep_aspect: bool, has_valid: bool,

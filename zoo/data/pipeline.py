@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data.cache import CachedSplit
+from zoo.data.native import crop_batch
 from zoo.errors import OptionError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -142,8 +143,12 @@ class BatchLoader:
 
     def __init__(self, split: CachedSplit, batch_size: int, device: torch.device, *, train: bool,
                  augment: Augment = Augment(), mean=IMAGENET_MEAN, std=IMAGENET_STD, seed: int = 0,
-                 rank: int = 0, world: int = 1, channels_last: bool = False) -> None:
+                 rank: int = 0, world: int = 1, channels_last: bool = False, crop: int | None = None,
+                 rescale: tuple[float, float] | None = None) -> None:
+        """``crop``: batches of random ``crop`` x ``crop`` windows of a split cached at native size
+        (rescaled by a factor from ``rescale`` first), drawn from the seeded per-step generator."""
         self.split, self.batch_size, self.device, self.train = split, batch_size, device, train
+        self.crop, self.rescale = crop, rescale
         self.augment = augment if train else Augment()
         self.seed, self.rank, self.world, self.channels_last = seed, rank, world, channels_last
         self.normalize = Normalize(mean, std, device)
@@ -161,13 +166,17 @@ class BatchLoader:
     def __len__(self) -> int:
         return math.ceil(len(self.indices(0)) / self.batch_size)
 
-    def _gather(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
-        order = np.argsort(idx, kind="stable")  # read the memmap in file order, then restore ours
-        sorted_idx = idx[order]
-        back = np.argsort(order, kind="stable")
-        arrays = [self.split.images[sorted_idx][back], self.split.masks[sorted_idx][back]]
-        if self.split.valid is not None:
-            arrays.append(self.split.valid[sorted_idx][back])
+    def _gather(self, idx: np.ndarray, epoch: int = 0, step: int = 0) -> tuple[torch.Tensor, ...]:
+        if self.crop is not None:
+            rng = np.random.default_rng(step_seed(self.seed, epoch, step, self.rank) + 1)
+            arrays = list(crop_batch(self.split, idx, self.crop, self.rescale, rng))
+        else:
+            order = np.argsort(idx, kind="stable")  # read the memmap in file order, then restore ours
+            sorted_idx = idx[order]
+            back = np.argsort(order, kind="stable")
+            arrays = [self.split.images[sorted_idx][back], self.split.masks[sorted_idx][back]]
+            if self.split.valid is not None:
+                arrays.append(self.split.valid[sorted_idx][back])
         tensors = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
         return tuple(t.pin_memory() for t in tensors) if self.pin else tensors
 
@@ -191,8 +200,8 @@ class BatchLoader:
 
         def produce() -> None:  # host-side gathers overlap the previous step's compute
             try:
-                for chunk in chunks:
-                    if not put((chunk, self._gather(chunk))):
+                for k, chunk in enumerate(chunks):
+                    if not put((chunk, self._gather(chunk, epoch, start_step + k))):
                         return
                 put(_END)
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it

@@ -61,23 +61,51 @@ def files_fingerprint(paths: Iterable[Path], extra: str = "") -> str:
     return digest.hexdigest()
 
 
-def decode_rgb(path: Path) -> np.ndarray:
+_PIL_LIMIT = object()  # PIL's own decompression-bomb limit (about 179M pixels)
+
+
+def decode_rgb(path: Path, max_pixels: int | None | object = _PIL_LIMIT) -> np.ndarray:
     """Any image PIL can read, whatever its suffix says (PNG or GIF named .jpg, CMYK, grayscale,
-    palette, RGBA), as uint8 RGB. A missing or undecodable file raises :class:`SkipSample`."""
+    palette, RGBA, 16-bit), as uint8 RGB. A missing or undecodable file raises :class:`SkipSample`.
+    ``max_pixels=None`` lifts PIL's size limit (prediction of 20000 x 20000 tiles)."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    saved = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                img = img.convert("RGBA")
-                background = Image.new("RGBA", img.size, (0, 0, 0, 255))
-                img = Image.alpha_composite(background, img)
-            return np.array(img.convert("RGB"))  # a writable copy
+        if max_pixels is not _PIL_LIMIT:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return _to_rgb(img)
     except FileNotFoundError:
         raise SkipSample(f"{path}: file is missing") from None
+    except Image.DecompressionBombError as exc:
+        raise SkipSample(f"{path}: too large ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SkipSample(f"{path}: cannot decode ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _to_rgb(img) -> np.ndarray:
+    from PIL import Image
+
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # 16-bit and 32-bit grey: PIL's convert("RGB") clips at 255 (a 16-bit photo turns white)
+        values = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16") or values.max(initial=0) > 255:
+            values = values / 257
+        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img)
+    return np.array(img.convert("RGB"))  # a writable copy
 
 
 def read_mask(path: Path) -> np.ndarray:

@@ -53,6 +53,10 @@ class RunConfig:
     log_every: int = 50  # steps between reads of the loss (a host sync on GPUs)
     image_size: int = 256
     keep_aspect: bool = False
+    crop: int | None = None  # train on random crops of this side from images cached at their own size
+    max_side: int | None = None  # with crop: the cache shrinks images whose long side exceeds this
+    rescale: str | None = None  # with crop: "LO,HI", a random rescale factor before each crop
+    val_tile: int | None = None  # with crop: validate in tiles of this side (default: whole images)
     augment: str = "flip,affine,color"
     mean: tuple[float, float, float] = IMAGENET_MEAN  # as the report
     std: tuple[float, float, float] = IMAGENET_STD
@@ -90,8 +94,27 @@ class RunConfig:
             raise OptionError(f"--ema {self.ema}: the decay must be below 1 (e.g. 0.999)")
         if self.warmup_epochs and self.warmup_steps:
             raise OptionError("--warmup-epochs and --warmup-steps: give one of them")
-        check_batch_fits(self.image_size, max(self.batch_size, self.eval_batch_size or 0))
+        if self.crop is None:
+            for name in ("max_side", "rescale", "val_tile"):
+                if getattr(self, name) is not None:
+                    raise OptionError(f"{_flag(name)} {getattr(self, name)}: applies to training on crops (--crop)")
+        self.rescale_range()
+        check_batch_fits(self.crop or self.image_size, max(self.batch_size, self.eval_batch_size or 0))
         return self
+
+    def rescale_range(self) -> tuple[float, float] | None:
+        """``--rescale 0.5,2`` as (0.5, 2.0); a single factor F means (F, F)."""
+        if self.rescale is None:
+            return None
+        try:
+            parts = [float(v) for v in str(self.rescale).split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) == 1:
+            parts *= 2
+        if len(parts) != 2 or not all(math.isfinite(v) and 0.05 <= v <= 20 for v in parts) or parts[0] > parts[1]:
+            raise OptionError(f"--rescale {self.rescale}: give LO,HI (or one factor), 0.05 <= LO <= HI <= 20")
+        return parts[0], parts[1]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,6 +168,10 @@ FIELD_CHECKS: dict[str, Option] = {o.name: o for o in (
     Option("log_every", 50, minimum=1, maximum=10**9),
     Option("image_size", 256, minimum=8),
     Option("keep_aspect", False),
+    Option("crop", None, type=int, minimum=8, maximum=16384),
+    Option("max_side", None, type=int, minimum=8, maximum=65536),
+    Option("rescale", None, type=str),
+    Option("val_tile", None, type=int, minimum=8, maximum=16384),
     Option("augment", "flip,affine,color"),
     Option("device", "auto"),
     Option("amp", None, type=bool),

@@ -49,19 +49,24 @@ def colorize(labels: np.ndarray, task: Task) -> np.ndarray:
     return np.where(total > 0, weight @ colors / np.maximum(total, 1), 0).astype(np.uint8)
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, task: Task | None = None, alpha: float = 0.45) -> np.ndarray:
+def overlay(image: np.ndarray, labels: np.ndarray, task: Task | None = None, alpha: float = 0.45,
+            rows: int = 512) -> np.ndarray:
     """``image`` uint8 (H, W, 3) tinted where ``labels`` predict a class (binary: red foreground;
-    multiclass: each class but the first in its colour; multilabel: every label present)."""
+    multiclass: each class but the first in its colour; multilabel: every label present). Done
+    ``rows`` at a time, so a 20000-pixel-wide picture never exists in float."""
     task = task or Task()
-    tinted = image.astype(np.float32)
-    if task.kind == "binary":
-        where, colour = labels > 0, np.broadcast_to(np.array((255, 40, 40), np.float32), tinted.shape)
-    elif task.kind == "multiclass":
-        where, colour = labels > 0, colorize(labels, task).astype(np.float32)
-    else:
-        where, colour = labels.any(-1), colorize(labels, task).astype(np.float32)
-    tinted[where] = tinted[where] * (1 - alpha) + colour[where] * alpha
-    return tinted.astype(np.uint8)
+    out = np.empty_like(image)
+    for top in range(0, image.shape[0], rows):
+        band, lab = image[top:top + rows].astype(np.float32), labels[top:top + rows]
+        if task.kind == "binary":
+            where, colour = lab > 0, np.broadcast_to(np.array((255, 40, 40), np.float32), band.shape)
+        elif task.kind == "multiclass":
+            where, colour = lab > 0, colorize(lab, task).astype(np.float32)
+        else:
+            where, colour = lab.any(-1), colorize(lab, task).astype(np.float32)
+        band[where] = band[where] * (1 - alpha) + colour[where] * alpha
+        out[top:top + rows] = band.astype(np.uint8)
+    return out
 
 
 def with_legend(picture: np.ndarray, task: Task) -> np.ndarray:

@@ -4,7 +4,7 @@ anything is built, then the data, the model for the data's task, the loss, the o
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator
@@ -15,6 +15,8 @@ import torch
 from zoo.api import create_dataset, create_model, model_header, save_model
 from zoo.atomic import save_atomic, write_json
 from zoo.data.pipeline import Augment, BatchLoader
+from zoo.engine.evaluate import NativeValidation
+from zoo.engine.splits import native_samples, resolve_auto_weights, resolve_task
 from zoo.engine.callbacks import Callbacks, Control, EarlyStopping, TrainState
 from zoo.engine.checkpoint import save_checkpoint
 from zoo.engine.config import RunConfig
@@ -33,7 +35,6 @@ from zoo.models import Preprocessing
 from zoo.options import route_options
 from zoo.plugins import zoo_version
 from zoo.registry import Registry
-from zoo.tasks import Task
 
 
 class Run:
@@ -86,13 +87,16 @@ class Run:
         with self._rank0_first("building the data cache"):
             splits = {s: create_dataset(data.qualified, s, config.data_dir, image_size=config.image_size,
                                         keep_aspect=config.keep_aspect, cache_dir=config.cache_dir,
+                                        native=config.crop is not None, max_side=config.max_side,
                                         registry=registry, **routed["dataset"]) for s in ("train", "valid")}
         self.task = resolve_task(splits["train"].cached.task, class_names, data.name)
         for split in splits.values():
             split.cached.task = self.task
         model_options = {**{f"model.{k}": v for k, v in routed["model"].items() if k != "classes"},
                          **{f"encoder.{k}": v for k, v in routed["encoder"].items()}}
-        preprocessing = Preprocessing(config.image_size, config.keep_aspect, tuple(config.mean), tuple(config.std))
+        # a model trained on crops predicts at the images' own pixels; one trained resized, resized
+        preprocessing = Preprocessing(config.crop or config.image_size, config.keep_aspect, tuple(config.mean),
+                                      tuple(config.std), "native" if config.crop else "train", config.max_side)
         self.model = create_model(arch.qualified, enc.qualified, registry=registry, task=self.task,
                                   preprocessing=preprocessing, **model_options)
         terms = [resolve_auto_weights(t, splits["train"].cached, self.task) for t in terms]
@@ -107,9 +111,15 @@ class Run:
         common = dict(mean=config.mean, std=config.std, rank=dist.rank, world=dist.world,
                       channels_last=self.channels_last)
         self.train_loader = BatchLoader(splits["train"].cached, config.batch_size // dist.world, self.device,
-                                        train=True, augment=Augment.parse(config.augment), seed=config.seed, **common)
-        self.valid_loader = BatchLoader(splits["valid"].cached, config.eval_batch_size or config.batch_size,
-                                        self.device, train=False, **common)
+                                        train=True, augment=Augment.parse(config.augment), seed=config.seed,
+                                        crop=config.crop, rescale=config.rescale_range(), **common)
+        if config.crop:
+            self.valid_loader = NativeValidation(splits["valid"].cached, self.device, tile=config.val_tile,
+                                                 batch_size=config.eval_batch_size or config.batch_size, rank=dist.rank,
+                                                 world=dist.world, channels_last=self.channels_last)
+        else:
+            self.valid_loader = BatchLoader(splits["valid"].cached, config.eval_batch_size or config.batch_size,
+                                            self.device, train=False, **common)
         self.valid_split = splits["valid"].cached
         unique = lambda entry: entry.name if len(registry.entries(entry.kind, entry.qualified)) == 1 else entry.qualified  # noqa: E731
         self.record = {
@@ -230,16 +240,20 @@ class Run:
         count = min(self.config.samples, len(self.valid_split))
         if count == 0:
             return
-        images = np.array(self.valid_split.images[:count])
-        batch = self.valid_loader.normalize(torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float())
         was_training = self.plain.training
         self.plain.eval()
-        with autocast(self.device, self.dtype):
-            preds = decode(self.task, self.plain(batch)).cpu().numpy()
-        if self.task.kind == "multilabel":
-            preds = preds.transpose(0, 2, 3, 1)
+        if isinstance(self.valid_loader, NativeValidation):  # predicted at their size, drawn at the crop's
+            images, masks, preds = native_samples(self.valid_loader.predictor(self.plain, self.dtype),
+                                                  self.valid_split, count, self.config.crop)
+        else:
+            images = np.array(self.valid_split.images[:count])
+            batch = self.valid_loader.normalize(torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float())
+            with autocast(self.device, self.dtype):
+                preds = decode(self.task, self.plain(batch)).cpu().numpy()
+            if self.task.kind == "multilabel":
+                preds = preds.transpose(0, 2, 3, 1)
+            masks = np.asarray(self.valid_split.masks[:count])
         self.plain.train(was_training)
-        masks = np.asarray(self.valid_split.masks[:count])
         save_atomic(path, lambda tmp: sample_grid(images, masks, preds, tmp, self.task))
 
     # ---- events and state --------------------------------------------------------------------
@@ -275,45 +289,3 @@ class Run:
         self.encoder_frozen = frozen
         if self.dist.enabled:
             self._wrap(self.plain)
-
-
-def resolve_task(declared: Task, names: str | None, dataset: str) -> Task:
-    """The dataset's task, with ``--classes`` names when given (the same number of them)."""
-    if not names:
-        return declared
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    if wanted == list(declared.classes):
-        return declared
-    if len(wanted) != len(declared.classes):
-        raise UsageError(f"--classes {names}: {dataset} has {len(declared.classes)} classes "
-                         f"({', '.join(declared.classes)}); give that many names")
-    return declared.with_classes(wanted)
-
-
-def resolve_auto_weights(term, split, task: Task):
-    """``class_weights=auto``: inverse class frequency on the train split, normalized to mean 1
-    (a class absent from it gets the mean weight), written into the spec so the run records it."""
-    if term.kwargs.get("class_weights", "").strip("'\"") != "auto":
-        return term
-    counts = class_pixel_counts(split, task)
-    freq = counts / max(counts.sum(), 1)
-    weights = np.where(freq > 0, 1 / np.maximum(freq, 1e-12), 0)
-    present = weights > 0
-    weights = np.where(present, weights / weights[present].mean(), 1.0)
-    text = ",".join(f"{w:.4g}" for w in weights)
-    return replace(term, kwargs={**term.kwargs, "class_weights": f"'{text}'"})
-
-
-def class_pixel_counts(split, task: Task) -> np.ndarray:
-    """Valid pixels of each metric class in a cached split, read in chunks."""
-    n = len(task.metric_classes)
-    counts = np.zeros(n, np.float64)
-    for start in range(0, len(split), 64):
-        masks = np.asarray(split.masks[start:start + 64])
-        valid = None if split.valid is None else np.asarray(split.valid[start:start + 64]) > 0
-        if task.kind == "multilabel":
-            weight = 1 if valid is None else valid[..., None]
-            counts += (masks * weight).sum((0, 1, 2))
-        else:
-            counts += np.bincount((masks if valid is None else masks[valid]).reshape(-1), minlength=n)[:n]
-    return counts
