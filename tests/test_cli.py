@@ -9,6 +9,13 @@ import pytest
 from tests.conftest import cli, run_zoo
 
 
+def ok(*args: str) -> str:
+    """stdout of `zoo ARGS` run in this process (the same main() as the console script), which must succeed."""
+    result = cli(*args)
+    assert result.code == 0, result.stderr
+    return result.stdout
+
+
 @pytest.mark.parametrize("command, names", [
     ("list-models", {"unet", "resnet34_unet", "fpn", "deeplabv3", "deeplabv3plus", "pspnet", "linknet",
                      "segformer", "upernet", "unetplusplus", "manet", "pan", "dpt"}),
@@ -17,26 +24,25 @@ from tests.conftest import cli, run_zoo
     ("list-datasets", {"oxford-pet", "folder", "synthetic"}),
 ])
 def test_list_json(command, names):
-    result = run_zoo(command, "--json", check=True)
-    rows = json.loads(result.stdout)
+    rows = json.loads(ok(command, "--json"))
     assert {r["name"] for r in rows} == names
     assert all({"name", "plugin", "summary"} <= set(r) for r in rows)
 
 
 def test_list_pattern_and_table():
-    rows = json.loads(run_zoo("list-losses", "b*", "--json", check=True).stdout)
+    rows = json.loads(ok("list-losses", "b*", "--json"))
     assert [r["name"] for r in rows] == ["bce"]
-    table = run_zoo("list-encoders", check=True).stdout
+    table = ok("list-encoders")
     assert "resnet34" in table and "timm" in table and "--all" in table
 
 
 def test_list_encoders_all_expands_timm():
-    rows = json.loads(run_zoo("list-encoders", "convnext_at*", "--all", "--json", check=True).stdout)
+    rows = json.loads(ok("list-encoders", "convnext_at*", "--all", "--json"))
     assert {"name": "convnext_atto", "plugin": "timm"}.items() <= rows[0].items()
 
 
 def test_plugins_json():
-    rows = json.loads(run_zoo("plugins", "--json", check=True).stdout)
+    rows = json.loads(ok("plugins", "--json"))
     losses = next(r for r in rows if r["name"] == "losses")
     assert losses == {"name": "losses", "module": "zoo_plugins.losses", "distribution": "zoo",
                       "version": losses["version"], "builtin": True, "hooks": ["zoo_register_losses"],
@@ -44,9 +50,9 @@ def test_plugins_json():
 
 
 def test_info_shows_parameter_count_and_options():
-    out = run_zoo("info", "unet", check=True).stdout
+    out = ok("info", "unet")
     assert "31.04M (31,037,633)" in out and "base_channels" in out
-    data = json.loads(run_zoo("info", "focal", "--json", check=True).stdout)
+    data = json.loads(ok("info", "focal", "--json"))
     assert data["kind"] == "loss" and {o["name"]: o["default"] for o in data["options"]} == {"alpha": None, "gamma": 2.0,
                                                                                          "class_weights": ""}
 
@@ -63,7 +69,7 @@ def unet_parameters(base: int, in_channels: int = 3, classes: int = 1) -> int:
 
 def test_info_params_builds_with_options():
     assert unet_parameters(64) == 31_037_633  # the formula agrees with the report's 31.0M
-    data = json.loads(run_zoo("info", "unet", "--params", "-o", "base_channels=8", "--json", check=True).stdout)
+    data = json.loads(ok("info", "unet", "--params", "-o", "base_channels=8", "--json"))
     both = data if isinstance(data, list) else [data]
     assert next(d for d in both if d["kind"] == "architecture")["params"] == unet_parameters(8)
 

@@ -106,6 +106,7 @@ def save_points(points: list[str]) -> list[str]:
 FAST_POINTS = ["step:1:2#1", "write:checkpoint.safetensors:complete#1", "write:last.safetensors:complete#2"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", FAST_POINTS)
 def test_kill_at_a_save_point_then_recover(reference, tmp_path, point):
     expected, points = reference

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, run_zoo
+from tests.conftest import ROOT, cli, run_zoo
 
 ARGS = ["train", "unet", "--dataset", "synthetic", "--image-size", "64", "-o", "base_channels=8", "-o", "count=32",
         "--augment", "none", "--batch-size", "8", "-q"]
@@ -48,8 +48,8 @@ def test_two_processes_match_one_and_resume(tmp_path):
 
 
 def test_sync_bn_needs_cuda(tmp_path):
-    result = run_zoo(*ARGS, "--epochs", "1", "--sync-bn", "--device", "cpu", "--out", str(tmp_path / "r"))
-    assert result.returncode == 2 and "--sync-bn needs CUDA" in result.stderr
+    result = cli(*ARGS, "--epochs", "1", "--sync-bn", "--device", "cpu", "--out", str(tmp_path / "r"))
+    assert result.code == 2 and "--sync-bn needs CUDA" in result.stderr
 
 
 @pytest.mark.slow

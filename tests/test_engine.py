@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import zoo
-from tests.conftest import ROOT, run_zoo
+from tests.conftest import ROOT, cli, run_zoo
 from zoo.engine.train import train
 from zoo.errors import Interrupted, TrainingError, UsageError, WeightsError
 
@@ -37,9 +37,9 @@ def comparable(rows: list[dict]) -> list[dict]:
 def trained(tmp_path_factory) -> Path:
     """`zoo train unet --loss mse --dataset synthetic --epochs 2 --image-size 64 -o base_channels=8 --out R`."""
     run = tmp_path_factory.mktemp("runs") / "R"
-    result = run_zoo("train", "unet", "--loss", "mse", "--dataset", "synthetic", "--epochs", "2", "--image-size",
+    result = cli("train", "unet", "--loss", "mse", "--dataset", "synthetic", "--epochs", "2", "--image-size",
                      "64", "-o", "base_channels=8", "-o", "count=32", "--out", str(run), "-q")
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.stderr
     assert f"run: {run}" in result.stdout
     return run
 
@@ -77,15 +77,15 @@ def test_weights_open_with_safe_open(trained):
 def test_eval_reproduces_valid_dice(trained):
     rows = metrics(trained)
     best = max(rows, key=lambda r: r["valid_dice"])
-    out = run_zoo("eval", str(trained), "--split", "valid", "--json")
-    assert out.returncode == 0, out.stderr
+    out = cli("eval", str(trained), "--split", "valid", "--json")
+    assert out.code == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["dice"] == pytest.approx(best["valid_dice"], abs=1e-9)
     assert result["iou"] == pytest.approx(best["valid_iou"], abs=1e-9)
     last = zoo.evaluate(trained, split="valid", which="last", output=trained / "last.json")
     assert last["dice"] == pytest.approx(rows[-1]["valid_dice"], abs=1e-9)
     assert json.loads((trained / "last.json").read_text())["dice"] == last["dice"]
-    table = run_zoo("eval", str(trained), "--split", "test").stdout
+    table = cli("eval", str(trained), "--split", "test").stdout
     assert "dice" in table and (trained / "eval-test.json").is_file()
 
 
@@ -102,8 +102,8 @@ def test_load_model_from_file_alone(trained, tmp_path):
 
 def test_predict_writes_mask_and_overlay(trained, tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "some.png")
-    result = run_zoo("predict", str(trained), str(tmp_path / "some.png"), "--out", str(tmp_path / "P"), "--tta", "flip")
-    assert result.returncode == 0, result.stderr
+    result = cli("predict", str(trained), str(tmp_path / "some.png"), "--out", str(tmp_path / "P"), "--tta", "flip")
+    assert result.code == 0, result.stderr
     mask = np.asarray(Image.open(tmp_path / "P" / "some.png.mask.png"))
     assert mask.shape == (50, 70) and set(np.unique(mask)) <= {0, 255}
     assert Image.open(tmp_path / "P" / "some.png.overlay.png").size == (70, 50)
@@ -128,8 +128,8 @@ def test_bad_weights_give_one_line_errors(trained, tmp_path):
     save_file(tensors, str(tmp_path / "bare.safetensors"))
     with pytest.raises(WeightsError, match="no zoo config in its header and no config.json"):
         zoo.load_model(tmp_path / "bare.safetensors")
-    result = run_zoo("eval", str(truncated))
-    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    result = cli("eval", str(truncated))
+    assert result.code == 1 and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_interrupted_run_resumes_to_identical_metrics(tmp_path):
@@ -212,14 +212,15 @@ def test_toml_config_and_flag_overrides(tmp_path):
     (tmp_path / "run.toml").write_text(
         'architecture = "resnet34_unet"\nloss = "0.5*bce+0.5*dice"\nepochs = 1\nimage_size = 64\nlr = 0.05\n'
         'optimizer = "adamw"\nscheduler = "none"\n[options]\nbase_channels = 8\ndecoder_channels = 8\ncount = 16\n')
-    result = run_zoo("train", "--config", str(tmp_path / "run.toml"), "--lr", "0.02", "--out", str(tmp_path / "R"), "-q")
-    assert result.returncode == 0, result.stderr
+    result = cli("train", "--config", str(tmp_path / "run.toml"), "--lr", "0.02", "--out", str(tmp_path / "R"), "-q")
+    assert result.code == 0, result.stderr
     config = json.loads((tmp_path / "R" / "config.json").read_text())
     assert config["run"]["lr"] == 0.02 and config["run"]["optimizer"] == "adamw"
     assert config["model"]["architecture"] == "resnet34_unet" and config["loss"] == "0.5*bce+0.5*dice"
     assert metrics(tmp_path / "R")[0]["lr"] == 0.02
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_torch(trained, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra: pip install 'zoo[onnx]'")
     result = run_zoo("export", str(trained), "--out", str(tmp_path / "m.onnx"))
@@ -277,8 +278,8 @@ def test_ctrl_c_saves_and_exits_130(tmp_path):
                                         rf"continue with: zoo train --resume {run}$", lines[0])
     assert {"last.safetensors", "checkpoint.safetensors"} <= {p.name for p in run.iterdir()}
     done = len(metrics(run))
-    resumed = run_zoo("train", "--resume", str(run), "--epochs", str(done + 1), "-q")
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = cli("train", "--resume", str(run), "--epochs", str(done + 1), "-q")
+    assert resumed.code == 0, resumed.stderr
     assert [r["epoch"] for r in metrics(run)] == list(range(1, done + 2))
 
 

@@ -27,6 +27,7 @@ def scaffolded(tmp_path_factory):
     return root, site
 
 
+@pytest.mark.slow
 def test_generated_packages_pass_their_own_tests(scaffolded):
     root, site = scaffolded
     env = {**os.environ, "PYTHONPATH": str(site)}
@@ -37,6 +38,7 @@ def test_generated_packages_pass_their_own_tests(scaffolded):
     assert "11 passed" in result.stdout
 
 
+@pytest.mark.slow
 def test_generated_parts_train_together(scaffolded, tmp_path):
     _, site = scaffolded
     env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),

@@ -311,6 +311,7 @@ def test_task_round_trip(tmp_path, mode, spec):
         assert {p.name for p in (tmp_path / "p").iterdir()} >= {f"x.png.{k}.mask.png" for k in model.config.task.classes}
 
 
+@pytest.mark.slow
 def test_multiclass_onnx_export_matches_torch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     run = tmp_path / "run"
