@@ -26,7 +26,7 @@ test-slow: setup
 # The main job: train and evaluate on the built-in synthetic dataset, then draw predictions.
 demo: setup
 	rm -rf $(DEMO)
-	$(BIN)/zoo train unet --dataset synthetic --image-size 96 -o base_channels=16 -o count=768 \
+	$(BIN)/zoo train unet --dataset synthetic --image-size 64 -o base_channels=16 -o count=768 \
 		--epochs 12 --batch-size 16 --out $(DEMO)
 	$(BIN)/zoo eval $(DEMO) --split test
 	$(BIN)/python -m zoo.data.synthetic_png $(DEMO)/inputs

@@ -4,8 +4,8 @@ inference on large images against whole-image inference.
     python -m benchmarks.predict_stream [--images 64] [--sides 1024,4096,8192,16384]
 
 Throughput: a folder of JPEGs of 512x512 predicted at the training size (256) by `resnet34_unet`:
-zoo's `Predictor.predict_folder` (decoding in a worker, images batched by 8, PNGs written by a
-background thread) against open -> resize -> model -> save, one image at a time, same model, same
+zoo's `Predictor.predict_folder` (images batched by 8, PNGs written by a background thread,
+decoding in worker processes where the model is not on the CPU) against open -> resize -> model -> save, one image at a time, same model, same
 process. Memory: `zoo predict W big.png --tile 256` in a fresh process per image (peak RSS from
 getrusage), a narrow UNet (`-o base_channels=8`), against `--resolution native` without tiles.
 """
@@ -24,10 +24,12 @@ import torch
 
 from benchmarks._common import run_cli, table
 
-PROBE = ("import resource, sys, time; from zoo.cli import main\n"
+# peak RSS from VmHWM: getrusage's ru_maxrss would carry over the forking parent's peak across exec
+PROBE = ("import sys, time; from zoo.cli import main\n"
          "start = time.perf_counter()\n"
          "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-         "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+         "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+         "print(time.perf_counter() - start, int(hwm.split()[1]))")
 
 
 def _picture(h: int, w: int, seed: int) -> np.ndarray:
@@ -58,7 +60,7 @@ def throughput(images: int, folder: Path) -> list[dict[str, Any]]:
         out.mkdir()
         for path in sorted(photos.iterdir()):
             image = Image.open(path).convert("RGB")
-            x = torch.from_numpy(np.asarray(image.resize((prep.image_size,) * 2, Image.BILINEAR))).permute(2, 0, 1)
+            x = torch.from_numpy(np.array(image.resize((prep.image_size,) * 2, Image.BILINEAR))).permute(2, 0, 1)
             with torch.no_grad():
                 logits = model(normalize(x[None].float().contiguous(memory_format=torch.channels_last)))
             logits = torch.nn.functional.interpolate(logits, size=image.size[::-1], mode="bilinear")
@@ -73,7 +75,7 @@ def throughput(images: int, folder: Path) -> list[dict[str, Any]]:
             if name == "naive":
                 naive(out)
             else:
-                predictor.predict_folder([photos], out, overlay=False, workers=1)
+                predictor.predict_folder([photos], out, overlay=False)  # its default workers
             timings[name].append(time.perf_counter() - start)
     naive_s, zoo_s = timings["naive"][-1], timings["zoo"][-1]
     return [{"what": f"{images} JPEGs 512x512 -> masks, resnet34_unet at 256", "naive_img_s": images / naive_s,

@@ -91,21 +91,27 @@ def decode_rgb(path: Path, max_pixels: int | None | object = _PIL_LIMIT) -> np.n
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def _to_rgb(img) -> np.ndarray:
+def _to_rgb(img, rows: int = 1024) -> np.ndarray:
+    """The image as a new uint8 (H, W, 3) array, converted ``rows`` at a time: PIL's whole-image
+    convert and array copies would hold three more copies of a 20000 x 20000 photo at once."""
     from PIL import Image
 
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        # 16-bit and 32-bit grey: PIL's convert("RGB") clips at 255 (a 16-bit photo turns white)
-        values = np.asarray(img, dtype=np.float64)
-        if img.mode.startswith("I;16") or values.max(initial=0) > 255:
-            values = values / 257
-        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
-        img = Image.alpha_composite(background, img)
-    return np.array(img.convert("RGB"))  # a writable copy
+    w, h = img.size
+    grey = img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+    # 16-bit and 32-bit grey: PIL's convert("RGB") clips at 255 (a 16-bit photo turns white)
+    wide = grey and (img.mode.startswith("I;16") or (img.getextrema()[1] or 0) > 255)
+    alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    out = np.empty((h, w, 3), np.uint8)
+    for top in range(0, h, rows):
+        band = img.crop((0, top, w, min(h, top + rows)))
+        if grey:
+            values = np.asarray(band, dtype=np.float64)
+            out[top:top + rows] = np.clip(np.rint(values / 257 if wide else values), 0, 255).astype(np.uint8)[..., None]
+            continue
+        if alpha:
+            band = Image.alpha_composite(Image.new("RGBA", band.size, (0, 0, 0, 255)), band.convert("RGBA"))
+        out[top:top + rows] = np.asarray(band if band.mode == "RGB" else band.convert("RGB"))
+    return out
 
 
 def read_mask(path: Path) -> np.ndarray:

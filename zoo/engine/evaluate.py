@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,15 @@ def evaluate(
         full_res = True
         inference = {**(inference or {}), "tile": (inference or {}).get("tile") or run.get("val_tile")}
     if full_res:
-        metrics, protocol, size = _score_full_res(path, which, device, registry, name, split,
+        from zoo.inference import Predictor
+
+        predictor = Predictor.for_model(model.eval(), dev, run_dtype(run, dev),
+                                        channels_last=run.get("channels_last", None) is not False,
+                                        preprocessing=replace(prep, image_size=image_size or prep.image_size),
+                                        threshold=threshold, batch_size=batch_size, **(inference or {}))
+        metrics, protocol, size = _score_full_res(predictor, registry, name, split,
                                                   data_dir or (run.get("data_dir") if same_dataset else None),
-                                                  ds_options, config, threshold, batch_size, image_size, inference or {})
+                                                  ds_options)
     else:
         if any(v not in (None, 0.25, "gaussian", 1.0, "none") for v in (inference or {}).values()):
             flags = ", ".join(f"--{k}" for k, v in (inference or {}).items() if v not in (None, 0.25, "gaussian", 1.0, "none"))
@@ -175,19 +182,15 @@ def _check_task(data_task: Task, model_task: Task, name: str, split: str) -> Non
                          f"classes; the model predicts {model_task.kind} with {len(model_task.classes)}")
 
 
-def _score_full_res(path: Path, which: str, device: str, registry: Registry | None, name: str, split: str,
-                    data_dir: str | None, ds_options: dict[str, Any], config, threshold: float, batch_size: int,
-                    image_size: int | None, inference: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
+def _score_full_res(predictor, registry: Registry | None, name: str, split: str, data_dir: str | None,
+                    ds_options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
     """Every image of the split, read at its own size from the dataset's files, predicted at that
     size and scored against its own mask: the protocol MMSegmentation and nnU-Net report."""
     from zoo.data.source import SkipSample
-    from zoo.inference import Predictor
 
-    predictor = Predictor(path, device=device, which=which, threshold=threshold, batch_size=batch_size,
-                          image_size=image_size, registry=registry, **inference)
     source = open_source(registry_or_default(registry).get("dataset", name), split, data_dir, ds_options)
-    _check_task(source.task, config.task, name, split)
-    meter = SegmentationMeter(config.task, "cpu", threshold)
+    _check_task(source.task, predictor.task, name, split)
+    meter = SegmentationMeter(predictor.task, "cpu", predictor.settings.threshold)
     skipped = 0
     for i in range(len(source)):
         try:

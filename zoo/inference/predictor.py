@@ -91,13 +91,13 @@ class Predictor:
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, device: torch.device, dtype: torch.dtype | None, *,
-                  channels_last: bool = True, **settings: Any) -> "Predictor":
+                  channels_last: bool = True, preprocessing=None, **settings: Any) -> "Predictor":
         """A predictor over a model in memory (validation during training uses one): the model is
         not moved or put in eval mode; the caller does that."""
         self = cls.__new__(cls)
         self.weights = None
-        self._setup(model, InferenceSettings.checked(**settings), model.config.preprocessing, device, dtype,
-                    channels_last)
+        self._setup(model, InferenceSettings.checked(**settings), preprocessing or model.config.preprocessing,
+                    device, dtype, channels_last)
         return self
 
     def _setup(self, model: torch.nn.Module, settings: InferenceSettings, prep, device: torch.device,
@@ -132,7 +132,7 @@ class Predictor:
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out}: exists and is not a directory")
-        workers = default_workers() if workers is None else workers
+        workers = default_workers(self.device) if workers is None else workers
         if workers < 0:
             raise UsageError(f"--workers {workers}: give 0 (decode in this process) or more")
         options = OutputOptions(overlay, probs)
@@ -220,11 +220,12 @@ class Predictor:
             job.add(y, x0, logits[i])
 
 
-def default_workers() -> int:
-    """Decoding processes: one per spare core, at most 4 (0 on a single core)."""
+def default_workers(device: torch.device) -> int:
+    """Decoding processes: none when the model runs on the CPU (a worker would take a core from it;
+    the writer thread still overlaps encoding), else one per spare core, at most 4."""
     import os
 
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    return 0 if device.type == "cpu" else max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
 def _as_array(image: Any) -> np.ndarray:
