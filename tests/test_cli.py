@@ -100,6 +100,7 @@ def test_errors_are_one_line_without_traceback(args, code, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_debug_variable_shows_traceback():
     result = run_zoo("info", "unte", env={"ZOO_DEBUG": "1"})
     assert result.returncode == 2 and "Traceback" in result.stderr

@@ -269,6 +269,7 @@ def test_augmentation_is_reproducible_per_step():
     assert torch.equal(a[1], b[0].images)
 
 
+@pytest.mark.slow
 def test_cli_reports_a_skipped_file_in_one_line(oxford, tmp_path):
     from tests.conftest import run_zoo
 
