@@ -128,6 +128,7 @@ def test_listing_does_not_import_torch(args):
     assert not {"torch", "timm", "numpy", "PIL"} & imported
 
 
+@pytest.mark.slow
 def test_importtime_sees_torch_when_a_model_is_built():
     assert "torch" in imported_modules("info", "unet", "--params", "-o", "base_channels=4")
 

@@ -87,6 +87,7 @@ def test_contract(reg, arch, encoder):
             assert len(declared_info(reg, encoder).channels) < needed, message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", architectures())
 def test_export_matches_eager(reg, arch):
     model = build(reg, arch, "resnet34").eval()
