@@ -31,7 +31,7 @@ demo: setup
 	$(BIN)/zoo eval $(DEMO) --split test
 	$(BIN)/python -m zoo.data.synthetic_png $(DEMO)/inputs
 	$(BIN)/zoo predict $(DEMO) $(DEMO)/inputs --out $(DEMO)/predictions
-	@echo "weights: $(DEMO)/model.safetensors  pictures: $(DEMO)/samples.png $(DEMO)/curves.png $(DEMO)/predictions/"
+	@echo "weights: $(DEMO)/model.safetensors  card: $(DEMO)/README.md  pictures: $(DEMO)/samples.png $(DEMO)/curves.png $(DEMO)/predictions/"
 
 bench: setup
 	$(BIN)/python -m benchmarks --out benchmarks/RESULTS.md

@@ -39,6 +39,8 @@ TRAIN_FLAGS = [
     ("--augment", ["blur", "flip,shear"]),
     ("--device", ["tpu", "cuda:9x"]),
     ("--encoder", ["resnet35"]),
+    ("--encoder-weights", ["", "in22k", "hf://no-org", "hf://a/b@"]),
+    ("--init", [""]),
     ("--loss", ["dcie", "0.3*bce+*dice", "bce(", ""]),
     ("--dataset", ["imagenet"]),
     ("--nproc", ["0", "-2"]),

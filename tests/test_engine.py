@@ -132,6 +132,7 @@ def test_bad_weights_give_one_line_errors(trained, tmp_path):
     assert result.code == 1 and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # test_reliability's bitwise resume points cover it in the fast set
 def test_interrupted_run_resumes_to_identical_metrics(tmp_path):
     straight = train(out=tmp_path / "straight", **TINY)
 

@@ -103,6 +103,7 @@ def test_one_input_channel(arch):
     assert model(torch.randn(1, 1, 48, 40)).shape == (1, 1, 48, 40)
 
 
+@pytest.mark.slow  # every architecture at full width (~8 s); test_parity checks the counts against smp at 64 px
 def test_declared_parameter_counts():
     """Every architecture that declares its count at defaults (what `zoo info` shows) has it."""
     for entry in zoo.default_registry().entries("architecture"):
@@ -148,7 +149,7 @@ def test_encoder_weights_from_local_safetensors(tmp_path):
     loaded = zoo.create_model("resnet34_unet", base_channels=8, weights=str(tmp_path / "enc.safetensors")).encoder
     for key, value in source.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value)
-    with pytest.raises(WeightsError, match="pickled checkpoints are not loaded"):
+    with pytest.raises(WeightsError, match="pickled checkpoint, which zoo never loads"):
         zoo.create_model("resnet34_unet", weights=str(tmp_path / "enc.pth"))
     with pytest.raises(WeightsError, match="shape mismatch|missing"):
         zoo.create_model("resnet34_unet", base_channels=16, weights=str(tmp_path / "enc.safetensors"))

@@ -67,7 +67,7 @@ def test_a_crop_run_validates_whole_images_and_eval_reproduces_it(cropped):
     assert scored["dice"] == pytest.approx(best["valid_dice"], abs=1e-12)
 
 
-@pytest.mark.parametrize("position", [(0, 1), (1, 2)])
+@pytest.mark.parametrize("position", [(0, 1), pytest.param((1, 2), marks=pytest.mark.slow)])
 def test_a_crop_run_resumes_exactly(cropped, tmp_path, position):
     run, _ = cropped
     cut = tmp_path / "cut"

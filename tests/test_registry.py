@@ -168,7 +168,8 @@ def test_hookspecs_use_the_zoo_marker():
     pm.add_hookspecs(hookspecs)
     assert sorted(h for h in dir(pm.hook) if h.startswith("zoo_")) == [
         "zoo_register_architectures", "zoo_register_callbacks", "zoo_register_datasets", "zoo_register_encoders",
-        "zoo_register_losses", "zoo_register_optimizers", "zoo_register_recipes", "zoo_register_schedulers"]
+        "zoo_register_losses", "zoo_register_optimizers", "zoo_register_pretrained", "zoo_register_recipes",
+        "zoo_register_schedulers"]
 
 
 class _Misspelled:

@@ -62,8 +62,8 @@ def signal_at(position: tuple[int, int], sig: int):
 @pytest.mark.parametrize("position, sig", [
     ((0, 1), signal.SIGINT),   # first epoch, first step
     ((0, 3), signal.SIGTERM),  # first epoch, a later step; schedulers send SIGTERM
-    ((1, 2), signal.SIGINT),   # a later epoch
-    ((0, 4), signal.SIGINT),   # after the epoch's last step: honoured once the epoch is saved
+    pytest.param((1, 2), signal.SIGINT, marks=pytest.mark.slow),  # a later epoch
+    pytest.param((0, 4), signal.SIGINT, marks=pytest.mark.slow),  # after the last step: honoured once saved
 ])
 def test_interrupt_then_resume_is_bitwise_exact(straight, tmp_path, position, sig):
     cut = tmp_path / "cut"
@@ -129,6 +129,7 @@ def test_resume_without_saved_state_starts_over(straight, tmp_path):
     assert_same_run(cut, straight)
 
 
+@pytest.mark.slow
 def test_resume_with_more_epochs_follows_the_new_schedule(tmp_path):
     run = tmp_path / "run"
     train(out=run, **{**DET, "epochs": 1, "lr": 1.0})
@@ -170,6 +171,7 @@ def test_a_live_run_owns_its_directory(tmp_path):
     RunDirectory(tmp_path / "run").acquire()  # released: the next owner gets it
 
 
+@pytest.mark.slow  # a real process killed with SIGKILL
 def test_lock_of_a_killed_process_is_taken_over(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from zoo.engine.rundir import RunDirectory; r = RunDirectory(sys.argv[1]); "

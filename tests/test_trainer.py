@@ -260,7 +260,8 @@ def all_on(tmp_path_factory) -> Path:
     return run
 
 
-@pytest.mark.parametrize("position", [(0, 2), (1, 2), (2, 4)])
+@pytest.mark.parametrize("position", [(0, 2), pytest.param((1, 2), marks=pytest.mark.slow),
+                                      pytest.param((2, 4), marks=pytest.mark.slow)])
 def test_resume_is_exact_with_every_option_on(all_on, tmp_path, position):
     cut = tmp_path / "cut"
     with pytest.raises(Interrupted):

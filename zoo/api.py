@@ -24,16 +24,31 @@ __all__ = ["create_model", "create_loss", "create_dataset", "save_model", "load_
 
 def create_model(
     name: str | None = None, encoder: str | None = None, *, registry: Registry | None = None,
-    task: Task | None = None, preprocessing: Preprocessing | None = None, **options: Any
+    task: Task | None = None, preprocessing: Preprocessing | None = None,
+    encoder_weights: "str | EncoderWeights | None" = None, **options: Any
 ) -> SegmentationModel:
     """Build architecture ``name`` on ``encoder`` (its default when None). ``options`` go to whichever
     of the two declares them (``model.x`` / ``encoder.x`` to pick one). The head has ``task.channels``
     outputs (a binary task by default; ``classes=N`` alone means N unnamed classes). Returns logits
-    ``(N, channels, H, W)`` for any input size; ``model.config`` says what the model is."""
+    ``(N, channels, H, W)`` for any input size; ``model.config`` says what the model is.
+
+    ``encoder_weights``: ``"imagenet"``, a published tag, ``"hf://ORG/NAME"`` or a local
+    ``.safetensors`` file (see :mod:`zoo.pretrained`); without ``preprocessing``, the model then
+    normalizes images as those weights were trained."""
+    from zoo.pretrained import EncoderWeights, resolve_encoder_weights
+
     registry = registry_or_default(registry)
     arch = registry.get("architecture", name or registry.default("architecture"))
     enc = registry.get("encoder", encoder or arch.spec.default_encoder)
     routed = route_options(options, {"model": arch.spec, "encoder": enc.spec})
+    weights = encoder_weights if isinstance(encoder_weights, EncoderWeights) else \
+        resolve_encoder_weights(enc, encoder_weights)
+    if weights is not None:
+        if routed["encoder"].get("weights"):
+            raise UsageError("--encoder-weights and -o weights=: give one of them")
+        routed["encoder"]["weights"] = str(weights.file)
+        if preprocessing is None:
+            preprocessing = Preprocessing(mean=tuple(weights.mean), std=tuple(weights.std))
     model_options = arch.spec.resolve_options(routed["model"])
     enc_options = enc.spec.resolve_options(plan_encoder(arch.name, enc.name, enc.spec, enc.member, model_options,
                                                         routed["encoder"]))
@@ -135,11 +150,31 @@ def model_header(path: str | Path) -> dict[str, str]:
 WHICH = ("model", "last")
 
 
-def weights_path(path: str | Path, which: str = "model") -> Path:
-    """The weights file of a run directory (``which``: model = best, last) or the file itself."""
+def weights_path(path: str | Path, which: str = "model", registry: Registry | None = None) -> Path:
+    """The local weights file of a run directory (``which``: model = best, last), a ``.safetensors``
+    file, a hub model (``hf://ORG/NAME[@REV]``, fetched into the Hugging Face cache) or a published
+    model's name (``zoo list-models --pretrained``; its checksum is checked)."""
+    from zoo import hub
+
     if which not in WHICH:
         raise UsageError(f"--weights {which}: choose one of {', '.join(WHICH)}")
+    if hub.is_hub_url(str(path)):
+        return hub.download_model(str(path), which)
+    given = path
     path = Path(path)
+    if not path.exists() and isinstance(given, str) and "/" not in given and not given.endswith(".safetensors"):
+        from zoo.errors import UnknownNameError
+
+        registry = registry_or_default(registry)
+        try:
+            entry = registry.get("pretrained", given)
+        except UnknownNameError:
+            raise WeightsError(f"{given}: no such run directory, weights file or pretrained model (see zoo "
+                               "list-models --pretrained)") from None
+        found = weights_path(entry.spec.location, which, registry)
+        if which == "model":
+            hub.verify(found, entry.spec.sha256, f"pretrained model {entry.name!r}")
+        return found
     if path.is_dir():
         path = path / f"{which}.safetensors"
     if not path.is_file():
@@ -179,12 +214,13 @@ def read_model_config(path: Path) -> ModelConfig:
 
 def load_model(path: str | Path, *, which: str = "model", registry: Registry | None = None,
                map_location: str | torch.device = "cpu") -> SegmentationModel:
-    """Rebuild a model from a run directory (``which``: ``model`` = best, ``last``) or a
-    ``.safetensors`` file, and load its weights. Never unpickles anything."""
+    """Rebuild a model from a run directory (``which``: ``model`` = best, ``last``), a ``.safetensors``
+    file, ``hf://ORG/NAME[@REV]`` or a published model's name, and load its weights. Never unpickles
+    anything."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = weights_path(path, which)
+    path = weights_path(path, which, registry)
     config = read_model_config(path)
     model = model_from_config(config, registry)
     try:

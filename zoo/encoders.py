@@ -47,24 +47,38 @@ def check_features(info: FeatureInfo, features: list[torch.Tensor], height: int,
             raise ValueError(f"feature of shape {tuple(f.shape)} does not match declared {c}@{r}")
 
 
-def load_encoder_weights(module: nn.Module, path: str | Path, prefix: str = "") -> None:
+def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A first convolution's RGB kernel (``out, 3, k, k``) for ``in_channels`` inputs, as timm adapts
+    it: summed over the colours for one channel; otherwise repeated over the channels and scaled by
+    ``3 / in_channels``, so an image of equal channels gives the same response."""
+    source = weight.shape[1]
+    if in_channels == source:
+        return weight
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-in_channels // source)
+    return weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (source / in_channels)
+
+
+def load_encoder_weights(module: nn.Module, path: str | Path, prefix: str = "", first_conv: str = "") -> None:
     """Load a local ``.safetensors`` state dict into ``module``, ignoring keys it has no use for
-    (a classifier head). Pickled checkpoints are refused: zoo never unpickles user files."""
+    (a classifier head); ``first_conv`` (e.g. ``"conv1"``) is adapted to the module's input channels.
+    Pickled checkpoints are refused: zoo never unpickles user files."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise WeightsError(f"{path}: encoder weights must be a .safetensors file (pickled checkpoints "
-                           "are not loaded); convert with safetensors.torch.save_file")
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such weights file")
+    from zoo.pretrained import check_safetensors
+
+    path = check_safetensors(Path(path), "encoder weights")
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
     state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     own = module.state_dict()
+    key = f"{first_conv}.weight"
+    if first_conv and key in state and key in own and state[key].ndim == 4 and state[key].shape[1] != own[key].shape[1]:
+        state[key] = adapt_input_conv(state[key], own[key].shape[1])
     usable = {k: v for k, v in state.items() if k in own}
     missing = [k for k in own if k not in usable and not k.endswith("num_batches_tracked")]
     if not usable or missing:

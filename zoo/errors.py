@@ -85,3 +85,8 @@ class Interrupted(ZooError):
     """Ctrl-C or SIGTERM during training; the message says what was saved and how to go on."""
 
     exit_code = 130
+
+
+class RunNotice(UserWarning):
+    """Something the user should know about a run (a restart in place, a re-initialized head);
+    the CLI prints it as one ``zoo: note:`` line."""

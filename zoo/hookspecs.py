@@ -46,3 +46,8 @@ def zoo_register_callbacks() -> list:
 @hookspec
 def zoo_register_recipes() -> list:
     """Return a list of :class:`zoo.specs.RecipeSpec`."""
+
+
+@hookspec
+def zoo_register_pretrained() -> list:
+    """Return a list of :class:`zoo.specs.PretrainedModelSpec` (published, trained models)."""

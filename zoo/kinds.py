@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zoo.specs import (ArchitectureSpec, CallbackSpec, DatasetSpec, EncoderFamilySpec, EncoderSpec, LossSpec,
-                       OptimizerSpec, RecipeSpec, SchedulerSpec, Spec)
+                       OptimizerSpec, PretrainedModelSpec, RecipeSpec, SchedulerSpec, Spec)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("scheduler", "schedulers", "zoo_register_schedulers", (SchedulerSpec,), "list-schedulers"),
     Kind("callback", "callbacks", "zoo_register_callbacks", (CallbackSpec,), "list-callbacks"),
     Kind("recipe", "recipes", "zoo_register_recipes", (RecipeSpec,), "list-recipes"),
+    Kind("pretrained", "pretrained", "zoo_register_pretrained", (PretrainedModelSpec,), "list-models --pretrained"),
 )}
 
 BY_PLURAL: dict[str, Kind] = {k.plural: k for k in KINDS.values()}

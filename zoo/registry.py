@@ -166,9 +166,13 @@ class Registry:
             who = " and ".join(f"{e.plugin!r}" for e in static)
             picks = " or ".join(f"'{e.qualified}'" for e in static)
             raise AmbiguousNameError(f"{kind} {base!r} is registered by plugins {who}; pick one with {picks}")
-        for family in self.families(kind):
-            if plugin in ("", family.plugin) and base in family.spec.members():
-                return replace(family, name=base, member=base)
+        members = [f for f in self.families(kind) if plugin in ("", f.plugin) and base in f.spec.members()]
+        if len(members) == 1:
+            return replace(members[0], name=base, member=base)
+        if len(members) > 1:
+            picks = " or ".join(f"'{f.plugin}:{base}'" for f in members)
+            raise AmbiguousNameError(f"{kind} {base!r} is in the families of plugins "
+                                     f"{' and '.join(repr(f.plugin) for f in members)}; pick one with {picks}")
         if plugin and self.plugin_info(plugin) is None:
             raise MissingPluginError(f"{kind} {name!r}: plugin {plugin!r} is not installed (see `zoo plugins`)",
                                      plugin)
@@ -178,6 +182,15 @@ class Registry:
             hint = f" (nor a member of {fams}: `zoo {KINDS[kind].command} --all`)"
         choices = [e.name for e in self.entries(kind)] + list(self._aliases.get(kind, {}))
         raise UnknownNameError(kind, name, choices, hint)
+
+    def alternatives(self, entry: Entry) -> list[str]:
+        """Other implementations of ``entry``'s name (``timm:resnet34`` beside the built-in resnet34),
+        qualified, as a bare name does not reach them."""
+        same = [e.qualified for e in self._entries[entry.kind] if not isinstance(e.spec, EncoderFamilySpec)
+                and e.name == entry.name and e.qualified != entry.qualified]
+        same += [f"{f.plugin}:{entry.name}" for f in self.families(entry.kind)
+                 if f.plugin != entry.plugin and entry.name in f.spec.members()]
+        return same
 
     def require(self, kind: str, name: str, provenance: dict[str, Any] | None = None) -> Entry:
         """:meth:`get` for a name a run or weights file recorded: a plugin that is not installed is

@@ -223,13 +223,45 @@ class ArchitectureSpec(Spec):
     paper: str = ""  # where the architecture comes from, as `zoo info` shows it
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One published set of an encoder's weights: a ``.safetensors`` file in a Hugging Face Hub repo,
+    and how images must be normalized for it (on the 0..1 scale; ``input_range`` says what 0 and 1
+    are). The first an encoder lists is what ``--encoder-weights imagenet`` picks."""
+
+    tag: str  # e.g. "tv_in1k"; `--encoder-weights TAG`
+    repo: str  # hub repo id, e.g. "timm/resnet34.tv_in1k"
+    filename: str = "model.safetensors"
+    revision: str | None = None  # a commit, branch or tag of the repo; None: main
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    input_range: tuple[float, float] = (0.0, 1.0)
+    sha256: str = ""  # of the file, checked after the download when given
+    license: str = ""
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.tag or not self.repo or not self.filename.endswith(".safetensors"):
+            raise PluginError(f"weights spec {self.tag!r} of {self.repo!r} needs a tag, a repo and a .safetensors file")
+
+
 @dataclass(frozen=True)
 class EncoderSpec(Spec):
-    """A backbone; ``feature_info(**options)`` describes its stages without building it."""
+    """A backbone; ``feature_info(**options)`` describes its stages without building it; its
+    factory takes ``weights`` (a local ``.safetensors`` path) to start from; ``pretrained`` lists
+    the published weights ``--encoder-weights`` can name."""
 
     kind: ClassVar[str] = "encoder"
 
     feature_info: str | Callable[..., FeatureInfo] = ""
+    pretrained: tuple[WeightsSpec, ...] = ()
+
+    def weights(self, member: str | None = None) -> list[WeightsSpec]:
+        return list(self.pretrained)
 
     def describe(self, **options: Any) -> FeatureInfo:
         return resolve(self.feature_info)(**self.resolve_options(options))
@@ -247,9 +279,13 @@ class EncoderFamilySpec(Spec):
 
     names: str | Callable[[], list[str]] = ""
     feature_info: str | Callable[..., FeatureInfo] = ""
+    pretrained: str | Callable[[str], list[WeightsSpec]] = ""  # member -> its published weights
 
     def members(self) -> list[str]:
         return list(resolve(self.names)())
+
+    def weights(self, member: str | None = None) -> list[WeightsSpec]:
+        return list(resolve(self.pretrained)(member)) if self.pretrained and member else []
 
 
 @dataclass(frozen=True)
@@ -309,3 +345,29 @@ class RecipeSpec(Spec):
     kind: ClassVar[str] = "recipe"
 
     version: str = "1"
+
+
+@dataclass(frozen=True)
+class PretrainedModelSpec(Spec):
+    """A published, trained model: ``zoo eval/predict NAME``, ``zoo train --init NAME`` and
+    ``zoo.load_model(NAME)`` fetch ``location`` (``hf://ORG/NAME[@REV]``, a run directory or a
+    ``.safetensors`` file) and check the weights file against ``sha256``. The rest is shown by
+    ``zoo list-models --pretrained``; the weights' own header says what the model is."""
+
+    kind: ClassVar[str] = "pretrained"
+
+    factory: str | Callable[..., Any] = ""  # nothing to build: the weights file rebuilds the model
+    location: str = ""
+    sha256: str = ""
+    architecture: str = ""
+    encoder: str = ""
+    dataset: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    license: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.location:
+            raise PluginError(f"pretrained model {self.name!r} needs a location (hf://ORG/NAME, a run or a file)")
+        if self.sha256 and (len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256)):
+            raise PluginError(f"pretrained model {self.name!r}: sha256 must be 64 lowercase hex digits")

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zoo.cli import listing, plugin, runs, training
+from zoo.cli import listing, plugin, runs, sharing, training
 from zoo.errors import ZooError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ def _root(
 listing.register(app)
 training.register(app)
 runs.register(app)
+sharing.register(app)
 plugin.register(app)
 
 

@@ -10,7 +10,7 @@ from zoo.cli._common import JsonFlag, Overrides, Pattern, parse_overrides, print
 from zoo import registry_or_default
 from zoo.kinds import KINDS
 from zoo.registry import Entry, Registry
-from zoo.specs import ArchitectureSpec, EncoderFamilySpec, EncoderSpec, RecipeSpec
+from zoo.specs import ArchitectureSpec, EncoderFamilySpec, EncoderSpec, PretrainedModelSpec, RecipeSpec
 
 
 
@@ -49,8 +49,41 @@ def _lister(kind: str, doc: str):
     return command
 
 
+def _published_json(spec: PretrainedModelSpec) -> dict[str, Any]:
+    return {"location": spec.location, "sha256": spec.sha256, "architecture": spec.architecture,
+            "encoder": spec.encoder, "dataset": spec.dataset, "metrics": dict(spec.metrics), "license": spec.license}
+
+
+def list_models(
+    pattern: Pattern = None,
+    as_json: JsonFlag = False,
+    pretrained: Annotated[bool, typer.Option("--pretrained", help="List published, trained models instead "
+                                             "(zoo eval/predict NAME, zoo train --init NAME).")] = False,
+) -> None:
+    """List architectures (or, with --pretrained, published trained models)."""
+    if not pretrained:
+        _show("architecture", pattern, as_json)
+        return
+    entries = registry_or_default().entries("pretrained", pattern)
+    rows = [{**_entry_json(e), **_published_json(e.spec)} for e in entries]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="pretrained models" + (f" matching {pattern!r}" if pattern else ""), title_justify="left")
+    for column in ("name", "plugin", "model", "dataset", "metrics", "location"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["plugin"], " on ".join(x for x in (r["architecture"], r["encoder"]) if x),
+                      r["dataset"], ", ".join(f"{k} {v:.3f}" for k, v in r["metrics"].items()), r["location"])
+    console = stdout_console()
+    console.print(table)
+    if not rows:
+        console.print("none registered; a plugin lists them with the zoo_register_pretrained hook")
+
+
 LISTED = {
-    "architecture": "List architectures.",
     "loss": "List losses. Combine them in --loss as e.g. '0.3*bce+0.7*dice' or 'focal(gamma=3)+dice'.",
     "dataset": "List datasets.",
     "optimizer": "List optimizers (--optimizer).",
@@ -120,6 +153,15 @@ def _info_json(entry: Entry, registry: Registry, params: int | None) -> dict[str
 
         fi = resolve(spec.feature_info)(entry.member)
         data["feature_info"] = {"channels": list(fi.channels), "reductions": list(fi.reductions)}
+    if entry.kind == "encoder":
+        owner = "zoo's built-in" if info is not None and info.builtin else f"{data['distribution'] or '?'}'s"
+        data["implementation"] = (f"{entry.member!r} of the {entry.plugin} family" if entry.member
+                                  else f"{owner} (plugin {entry.plugin})")
+        data["also"] = registry.alternatives(entry)
+        data["pretrained_weights"] = [{"tag": w.tag, "repo": w.repo, "file": w.filename, "license": w.license,
+                                       "summary": w.summary} for w in spec.weights(entry.member)]
+    if isinstance(spec, PretrainedModelSpec):
+        data.update(_published_json(spec))
     if isinstance(spec, RecipeSpec):
         data["recipe_version"] = spec.version
         data["settings"] = spec.build()
@@ -209,6 +251,17 @@ def info(
             console.print(f"  GFLOPs for one {data['gflops_size']}x{data['gflops_size']} image: {data['gflops']}")
         if data.get("accepted_encoders"):
             console.print(f"  encoders it accepts: {', '.join(data['accepted_encoders'])}")
+        if "implementation" in data:
+            also = f"; also {', '.join(data['also'])} (name it so)" if data["also"] else ""
+            console.print(f"  implementation: {data['implementation']}{also}")
+        if data.get("pretrained_weights"):
+            tags = [w["tag"] for w in data["pretrained_weights"]]
+            shown = ", ".join(tags[:8]) + (f", ... ({len(tags)})" if len(tags) > 8 else "")
+            console.print(f"  --encoder-weights: imagenet (= {tags[0]}), {shown}, a hf://ORG/NAME repo or a "
+                          ".safetensors file")
+        if "location" in data:
+            console.print(f"  location: {data['location']}" + (f" (sha256 {data['sha256'][:12]}...)"
+                                                                 if data["sha256"] else ""))
         if "feature_info" in data:
             fi = data["feature_info"]
             console.print("  stages (channels@reduction): "
@@ -227,6 +280,7 @@ def info(
 def register(app: typer.Typer) -> None:
     for kind, doc in LISTED.items():
         app.command(KINDS[kind].command)(_lister(kind, doc))
+    app.command("list-models")(list_models)
     app.command("list-encoders")(list_encoders)
     app.command("plugins")(plugins)
     app.command("info")(info)

@@ -15,6 +15,12 @@ from zoo.cli._common import Overrides, Quiet, parse_overrides
 def train(
     architecture: Annotated[Optional[str], typer.Argument(help="Architecture (zoo list-models); default unet.")] = None,
     encoder: Annotated[Optional[str], typer.Option(help="Encoder (zoo list-encoders); default: the architecture's.")] = None,
+    encoder_weights: Annotated[Optional[str], typer.Option(help="What the encoder starts from: none (default), "
+                                                           "imagenet, a published tag (zoo info ENCODER), "
+                                                           "hf://ORG/NAME or a local .safetensors file/folder.")] = None,
+    init: Annotated[Optional[str], typer.Option(help="Start from a trained model: a run directory, .safetensors, "
+                                                "hf://ORG/NAME[@REV] or a pretrained name (strict on the encoder; "
+                                                "a head of another class count is re-initialized).")] = None,
     loss: Annotated[Optional[str], typer.Option(help="Loss spec, e.g. mse, bce+dice, '0.3*bce+0.7*dice'.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset (zoo list-datasets); default synthetic.")] = None,
     data_dir: Annotated[Optional[str], typer.Option(help="Folder of the dataset's files.")] = None,
@@ -86,7 +92,7 @@ def train(
         return
     from zoo.engine.train import train as run_training
 
-    flags = dict(architecture=architecture, encoder=encoder, loss=loss, dataset=dataset, data_dir=data_dir,
+    flags = dict(architecture=architecture, encoder=encoder, encoder_weights=encoder_weights, init=init, loss=loss, dataset=dataset, data_dir=data_dir,
                  epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, scheduler=scheduler,
                  image_size=image_size, keep_aspect=keep_aspect, crop=crop, max_side=max_side, rescale=rescale,
                  val_tile=val_tile, weight_decay=weight_decay, augment=augment, device=device, amp=amp, channels_last=channels_last,

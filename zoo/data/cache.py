@@ -18,16 +18,10 @@ import numpy as np
 from zoo.data.native import NativeSplit, NativeWriter, open_native, resize_native
 from zoo.data.source import DataWarning, Sample, SampleSource, SkipSample
 from zoo.errors import DataError
+from zoo.paths import default_cache_dir
 from zoo.tasks import Task
 
 FORMAT_VERSION = 2
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("ZOO_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zoo"
 
 
 @dataclass

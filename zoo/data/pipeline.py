@@ -17,9 +17,8 @@ import torch.nn.functional as F
 from zoo.data.cache import CachedSplit
 from zoo.data.native import crop_batch
 from zoo.errors import OptionError
+from zoo.specs import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 AUGMENTATIONS = ("flip", "affine", "color")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, Augment
+from zoo.data.pipeline import Augment
 from zoo.errors import OptionError
 from zoo.specs import Option
 
@@ -27,6 +27,8 @@ class RunConfig:
 
     architecture: str | None = None
     encoder: str | None = None  # the architecture's default encoder
+    encoder_weights: str | None = None  # none, imagenet, a tag, hf://ORG/NAME or a .safetensors file
+    init: str | None = None  # start from this run / weights file / hf:// model / published model
     loss: str | None = None
     dataset: str | None = None
     data_dir: str | None = None
@@ -58,8 +60,8 @@ class RunConfig:
     rescale: str | None = None  # with crop: "LO,HI", a random rescale factor before each crop
     val_tile: int | None = None  # with crop: validate in tiles of this side (default: whole images)
     augment: str = "flip,affine,color"
-    mean: tuple[float, float, float] = IMAGENET_MEAN  # as the report
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, float, float] | None = None  # None: the encoder weights' (or --init's), else ImageNet's
+    std: tuple[float, float, float] | None = None
     device: str = "auto"
     amp: bool | None = None  # None: bf16/fp16 autocast on CUDA, off elsewhere
     channels_last: bool | None = None  # None: on for CUDA and CPU convnets
@@ -80,12 +82,19 @@ class RunConfig:
             setattr(self, name, spec.check(getattr(self, name), _shown(getattr(self, name))))
         for name in ("mean", "std"):
             values = getattr(self, name)
-            if (not isinstance(values, (tuple, list)) or len(values) != 3
+            if values is not None and (not isinstance(values, (tuple, list)) or len(values) != 3
                     or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
                     or name == "std" and min(values) <= 0):
                 raise OptionError(f"{name} = {values!r}: {name} must be three finite numbers"
                                   + (", all positive" if name == "std" else ""))
         Augment.parse(self.augment)
+        if self.init and self.encoder_weights and self.encoder_weights.strip().lower() != "none":
+            raise OptionError(f"--init {self.init} and --encoder-weights {self.encoder_weights}: give one (--init "
+                              "starts the encoder from that model's weights)")
+        for name, what in (("encoder_weights", "none, imagenet, a tag, hf://ORG/NAME or a .safetensors file"),
+                           ("init", "a run directory, a .safetensors file, hf://ORG/NAME or a pretrained name")):
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise OptionError(f"{_flag(name)} '': give {what}")
         for name in ("optimizer", "scheduler", "log"):
             if getattr(self, name) is not None and not str(getattr(self, name)).strip():
                 raise OptionError(f"{_flag(name)} '': give a name (see zoo list-{name}s"
@@ -150,6 +159,8 @@ FIELD_CHECKS: dict[str, Option] = {o.name: o for o in (
     Option("eval_batch_size", None, type=int, minimum=1),
     Option("lr", 0.01, minimum=0, exclusive_minimum=True),
     Option("optimizer", None, type=str),
+    Option("encoder_weights", None, type=str),
+    Option("init", None, type=str),
     Option("momentum", 0.9, minimum=0, maximum=1),
     Option("weight_decay", 0.0, minimum=0),
     Option("scheduler", None, type=str),

@@ -128,9 +128,8 @@ def evaluate(
     check_flag("--threshold", threshold, 0.5, minimum=0, exclusive_minimum=True, maximum=1)
     if image_size is not None:
         check_flag("--image-size", image_size, 256, minimum=8)
-    path = Path(path)
-    weights = weights_path(path, which)
-    saved = run_config(path)
+    weights = weights_path(path, which, registry)
+    saved = run_config(weights)
     run, data = saved.get("run", {}), saved.get("dataset", {})
     dev = pick_device(device)
     model = load_model(weights, registry=registry, map_location="cpu").to(dev)
@@ -168,12 +167,29 @@ def evaluate(
     result = {"weights": str(weights), "architecture": config.architecture, "encoder": config.encoder,
               "task": config.task.kind, "dataset": name, "split": split, "image_size": size,
               "protocol": protocol["name"], "protocol_detail": protocol, "threshold": threshold, **metrics}
-    target = Path(output) if output else (weights.parent / f"eval-{split}.json")
+    target = Path(output) if output else default_output(weights, f"eval-{split}.json")
     write_json(target, result)
     picture = target.with_name(f"confusion-{split}.png")
     save_atomic(picture, lambda tmp: plot_confusion(metrics, config.task, tmp))
     result["output"], result["confusion_png"] = str(target), str(picture)
+    if target.parent.absolute() == weights.parent.absolute() and (weights.parent / "config.json").is_file():
+        from zoo.card import write_card
+
+        result["card"] = str(write_card(weights.parent))  # the card's results table now has this split
     return result
+
+
+def default_output(weights: Path, name: str) -> Path:
+    """Beside the weights, unless they are a download in the Hugging Face cache: then here, named
+    after the hub repo (``ORG--NAME-eval-test.json``)."""
+    from zoo import hub
+
+    cache = hub.cache_dir().absolute()
+    if cache in weights.absolute().parents:
+        repo = next((p.name.removeprefix("models--") for p in weights.absolute().parents
+                     if p.name.startswith("models--")), "hub")
+        return Path(f"{repo}-{name}")
+    return weights.parent / name
 
 
 def _check_task(data_task: Task, model_task: Task, name: str, split: str) -> None:

@@ -22,9 +22,11 @@ def export(path: str | Path, out: str | Path | None = None, *, fmt: str = "onnx"
         import onnxscript  # noqa: F401  (the exporter needs it)
     except ImportError:
         raise UsageError("ONNX export needs the onnx extra: pip install 'zoo[onnx]'") from None
-    weights = weights_path(path, which)
+    from zoo.engine.evaluate import default_output
+
+    weights = weights_path(path, which, registry)
     model = load_model(weights, registry=registry).eval()
-    target = Path(out) if out else weights.with_suffix(".onnx")
+    target = Path(out) if out else default_output(weights, weights.with_suffix(".onnx").name)
     channels = model.config.options.get("encoder.in_channels") or _first_conv_channels(model)
     example = torch.randn(2, channels, image_size, image_size)
     batch, height, width = (torch.export.Dim(n, min=1, max=4096) for n in ("batch", "height", "width"))

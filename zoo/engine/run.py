@@ -12,8 +12,9 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from zoo.api import create_dataset, create_model, model_header, save_model
+from zoo.api import count_parameters, create_dataset, create_model, model_header, save_model
 from zoo.atomic import save_atomic, write_json
+from zoo.card import write_card
 from zoo.data.pipeline import Augment, BatchLoader
 from zoo.engine.evaluate import NativeValidation
 from zoo.engine.splits import native_samples, resolve_auto_weights, resolve_task
@@ -22,6 +23,7 @@ from zoo.engine.checkpoint import save_checkpoint
 from zoo.engine.config import RunConfig
 from zoo.engine.device import DistInfo, amp_dtype, autocast, pick_device, set_determinism
 from zoo.engine.ema import ModelEMA
+from zoo.engine.init import apply_init, starting_weights
 from zoo.engine.optim import Schedule, build_optimizer
 from zoo.engine.plots import plot_confusion, plot_curves, sample_grid
 from zoo.engine.rundir import RunDirectory
@@ -42,7 +44,9 @@ class Run:
     anything is built; nothing is written to the run directory here."""
 
     def __init__(self, config: RunConfig, registry: Registry, dist: DistInfo,
-                 resolved: dict[str, str] | None = None, provenance: dict[str, Any] | None = None) -> None:
+                 resolved: dict[str, str] | None = None, provenance: dict[str, Any] | None = None, *,
+                 starting: bool = True) -> None:
+        """``starting``: the weights start from --encoder-weights / --init (a resume restores them)."""
         self.config, self.dist, self.registry = config, dist, registry
         given = lambda kind: getattr(config, kind) if getattr(config, kind) is not None else registry.default(kind)  # noqa: E731
         names = resolved or {"architecture": given("architecture"), "encoder": config.encoder, "loss": given("loss"),
@@ -83,6 +87,9 @@ class Run:
         if data.spec.needs_data_dir and config.data_dir is None and not dataset_options.get("download"):
             raise UsageError(f"dataset {data.name!r} needs --data-dir (a folder of its files)")
 
+        # fetched before any data work, so a missing file fails at once
+        self.encoder_weights, init = starting_weights(config, enc, registry, routed["encoder"], starting)
+
         set_determinism(config.seed, config.deterministic)
         with self._rank0_first("building the data cache"):
             splits = {s: create_dataset(data.qualified, s, config.data_dir, image_size=config.image_size,
@@ -98,7 +105,8 @@ class Run:
         preprocessing = Preprocessing(config.crop or config.image_size, config.keep_aspect, tuple(config.mean),
                                       tuple(config.std), "native" if config.crop else "train", config.max_side)
         self.model = create_model(arch.qualified, enc.qualified, registry=registry, task=self.task,
-                                  preprocessing=preprocessing, **model_options)
+                                  preprocessing=preprocessing, encoder_weights=self.encoder_weights, **model_options)
+        self.init = apply_init(self.model, init) if init else None
         terms = [resolve_auto_weights(t, splits["train"].cached, self.task) for t in terms]
         self.loss_fn = build_loss(format_loss_spec(terms), registry, task=self.task)
         self.monitor = resolve_monitor(config.monitor, self.task)
@@ -142,9 +150,14 @@ class Run:
                         "optimizer": registry.provenance(optim.plugin),
                         "scheduler": registry.provenance(sched.plugin),
                         "callbacks": [registry.provenance(e.plugin) for e in loggers]},
+            "parameters": count_parameters(self.model),
             "world_size": dist.world,
             "precision": str(self.dtype).removeprefix("torch.") if self.dtype is not None else "float32",
         }
+        if self.encoder_weights is not None:
+            self.record["encoder_weights"] = self.encoder_weights.to_dict()
+        if self.init is not None:
+            self.record["init"] = self.init
         self.control, self.config_view, self.run_dir = Control(), MappingProxyType(config.to_dict()), Path(".")
         self.tally = None
         self._prepare_model(optim, optimizer_options)
@@ -226,6 +239,7 @@ class Run:
         if improved and best is not None and "confusion_matrix" in best:
             write_json(run_dir / "confusion.json", {k: best[k] for k in ("epoch", "classes", "confusion_matrix")})
             save_atomic(run_dir / "confusion.png", lambda tmp: plot_confusion(best, self.task, tmp))
+        write_card(run_dir.path)
 
     def reconcile(self, run_dir: RunDirectory, progress: Progress) -> None:
         """After a resume: rewrite what a kill between the last checkpoint and its derived files

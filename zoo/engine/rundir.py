@@ -23,7 +23,7 @@ LOCK = ".lock"
 # Everything zoo writes in a run directory; a restart in place may remove these, nothing else.
 RUN_FILES = (CONFIG, "model.safetensors", "last.safetensors", CHECKPOINT, LEGACY_META, "metrics.jsonl",
              "curves.png", "samples.png", LOCK, "model_ema.safetensors", "confusion.json", "confusion.png",
-             "steps.jsonl", "metrics.csv", "tensorboard")  # the last three: the built-in loggers'
+             "steps.jsonl", "metrics.csv", "tensorboard", "README.md")  # the last three: the built-in loggers'
 
 
 

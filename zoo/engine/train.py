@@ -25,12 +25,8 @@ from zoo.engine.rundir import CONFIG, RunDirectory
 from zoo.engine.signals import HardStop, StopFlag
 from zoo.engine.state import Progress
 from zoo.engine.callbacks import TrainState
-from zoo.errors import Interrupted, TrainingError, ZooError
+from zoo.errors import Interrupted, RunNotice, TrainingError, ZooError
 from zoo.registry import Registry
-
-
-class RunNotice(UserWarning):
-    """Something the user should know about the run directory (a restart in place)."""
 
 
 @dataclass
@@ -99,7 +95,9 @@ def train(
     dist = init_distributed(config.device)
     try:
         with restored_process_state():
-            run = Run(config, registry, dist, resolved_names(record) if record else None, recorded_plugins(record))
+            starting = record is None or not run_dir.saved  # a resume restores every weight from the checkpoint
+            run = Run(config, registry, dist, resolved_names(record) if record else None, recorded_plugins(record),
+                      starting=starting)
             progress = _open_run(run, run_dir, record, dist)
             run.run_dir = run_dir.path
             _loop(run, run_dir, progress, dist, quiet, on_step, on_epoch)

@@ -80,9 +80,9 @@ class Predictor:
                                              threshold=threshold)
         if image_size is not None:
             check_flag("--image-size", image_size, 256, minimum=8)
-        self.weights = weights_path(path, which)
+        self.weights = weights_path(path, which, registry)
         dev = pick_device(device)
-        run = run_config(Path(path)).get("run", {})
+        run = run_config(self.weights).get("run", {})
         model = load_model(self.weights, registry=registry, map_location="cpu").to(dev).eval()
         prep = model.config.preprocessing
         if image_size is not None:

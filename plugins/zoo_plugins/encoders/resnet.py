@@ -62,7 +62,7 @@ class ResNet34Encoder(Encoder):
             cin = cout
         init_weights(self)
         if weights:
-            load_encoder_weights(self, weights)
+            load_encoder_weights(self, weights, first_conv="conv1")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.relu(self.bn1(self.conv1(x)))
