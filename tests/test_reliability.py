@@ -149,6 +149,10 @@ def test_saved_run_is_not_overwritten_and_other_folders_are_refused(straight, tm
     (tmp_path / "photos" / "cat.jpg").write_bytes(b"x")
     with pytest.raises(UsageError, match="holds other files \\(cat.jpg, ...\\) and is not a zoo run"):
         train(out=tmp_path / "photos", **DET)
+    (tmp_path / "notes").mkdir()  # a README.md of the user's own is not a model card to overwrite
+    (tmp_path / "notes" / "README.md").write_text("my notes")
+    with pytest.raises(UsageError, match="holds other files \\(README.md, ...\\)"):
+        train(out=tmp_path / "notes", **DET)
     (tmp_path / "file").write_text("x")
     result = cli("train", "--out", str(tmp_path / "file"), "--epochs", "1")
     assert (result.code, result.stderr) == (2, f"zoo: error: --out {tmp_path / 'file'}: exists and is not a directory\n")

@@ -63,7 +63,8 @@ class RunDirectory:
         if self.saved:
             raise UsageError(f"{path} already holds a run with saved state; continue it with: zoo train --resume {path}"
                              " (or pick another --out)")
-        others = sorted(p.name for p in path.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
+        ours = set(RUN_FILES) if (path / CONFIG).is_file() else set(RUN_FILES) - {"README.md"}  # not a user's README
+        others = sorted(p.name for p in path.iterdir() if p.name not in ours and not p.name.startswith("."))
         if others:
             raise UsageError(f"--out {path}: the folder holds other files ({others[0]}, ...) and is not a zoo run; "
                              "pick an empty or new folder")

@@ -13,7 +13,7 @@ from zoo.encoders import Encoder
 from zoo.errors import IncompatibleEncoder, OptionError, WeightsError
 from zoo.pretrained import check_safetensors
 from zoo.specs import FeatureInfo
-from zoo_plugins.timm.names import model_names  # noqa: F401  (zoo 0.2's reference to it)
+from zoo_plugins.timm.names import model_names  # noqa: F401  (its home before names.py)
 
 
 def _features_model(name: str, **kwargs) -> torch.nn.Module:
@@ -94,7 +94,8 @@ def _load_report() -> Iterator[list[str]]:
 
 
 def _check_loaded(name: str, weights: str, report: list[str]) -> None:
-    classifier = timm.models.get_pretrained_cfg(name).classifier if timm.models.get_pretrained_cfg(name) else None
+    cfg = timm.models.get_pretrained_cfg(name)
+    classifier = cfg.classifier if cfg else None
     heads = (classifier,) if isinstance(classifier, str) else tuple(classifier or ())
     missing = [key.strip() for line in report if line.startswith("Missing keys (")
                for key in line[len("Missing keys ("):line.index(") discovered")].split(",")]
